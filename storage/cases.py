@@ -1,0 +1,457 @@
+"""The case store: open cases and move them through the lifecycle.
+
+Every change happens in the caller's transaction and, in that same transaction,
+appends a case event (who, role, what, when) and enqueues the notifications it
+causes. Functions take an `AsyncSession`; `CaseStore` wraps them in a transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import access, grids, lifecycle
+from .lifecycle import (
+    BY_TRIGGER,
+    CaseError,
+    CaseNotFound,
+    ConcurrentChange,
+    MatterNotPublished,
+    MissingInput,
+    NotAllowedInState,
+    NotPermitted,
+    State,
+)
+from .models import (
+    Attachment,
+    Case,
+    CaseEvent,
+    CaseNumberCounter,
+    CaseSource,
+    Department,
+    Matter,
+    Node,
+    NodeLevel,
+    Notification,
+    Role,
+    RoleAssignment,
+)
+from .db import writing
+from .people import active_roles, people_with_role
+from .timeutil import local, utcnow
+
+MAX_DESCRIPTION = 2000
+MAX_ATTACHMENTS = 10
+VERIFICATION_HOURS = 24  # Art. 17: on-site verification within 24 hours
+REOPEN_DAYS = 7
+RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
+CASE_PREFIX = "LS"
+
+
+class LocationOutsideGrids(CaseError):
+    code = "location_outside_grids"
+
+
+class InvalidInput(CaseError):
+    code = "invalid_input"
+
+
+@dataclass
+class Photo:
+    platform: str | None = None
+    platform_file_id: str | None = None
+    stored_path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+
+
+async def next_case_number(session: AsyncSession, now: datetime) -> str:
+    """LS-YYYYMMDD-NNNN, by the local (Asia/Shanghai) date; atomic on both databases."""
+    day = local(now).strftime("%Y%m%d")
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(CaseNumberCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": CaseNumberCounter.last + 1})
+        .returning(CaseNumberCounter.last)
+    )
+    sequence = (await session.execute(statement)).scalar_one()
+    return f"{CASE_PREFIX}-{day}-{sequence:04d}"
+
+
+async def published_matter(session: AsyncSession, code: str) -> Matter:
+    matter = await session.scalar(select(Matter).where(Matter.code == code))
+    if matter is None or not matter.is_published:
+        raise MatterNotPublished(f"matter {code!r} is not on the published list", matter=code)
+    return matter
+
+
+async def open_case(
+    session: AsyncSession,
+    *,
+    reporter_id: int,
+    matter_code: str,
+    description: str,
+    language: str,
+    source: CaseSource = CaseSource.resident_report,
+    grid_code: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    address: str | None = None,
+    contact_phone: str | None = None,
+    anonymous: bool = False,
+    concerned_residents: str | None = None,
+    photos: Iterable[Photo] = (),
+    now: datetime | None = None,
+) -> Case:
+    """Report a case (上报). It waits in the township centre's queue."""
+    now = now or utcnow()
+    description = (description or "").strip()
+    if not description:
+        raise MissingInput("a case needs a description", missing=["description"])
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput("description too long", field="description", limit=MAX_DESCRIPTION)
+    if language not in ("zh", "bo"):
+        raise InvalidInput("language must be zh or bo", field="language")
+    photos = list(photos)
+    if len(photos) > MAX_ATTACHMENTS:
+        raise InvalidInput("too many photos", field="photos", limit=MAX_ATTACHMENTS)
+    matter = await published_matter(session, matter_code)
+
+    grid = None
+    if grid_code is not None:
+        grid = await session.scalar(select(Node).where(Node.code == grid_code, Node.level == NodeLevel.grid))
+        if grid is None:
+            raise InvalidInput(f"no grid {grid_code!r}", field="grid")
+    elif latitude is not None and longitude is not None:
+        grid = await grids.find_grid(session, latitude, longitude)
+        if grid is None:
+            raise LocationOutsideGrids("the location lies outside every grid", latitude=latitude, longitude=longitude)
+    else:
+        raise MissingInput("a case needs a grid or a location", missing=["location"])
+    centre = await grids.ancestor_at(session, grid, NodeLevel.township)
+    if centre is None:
+        raise InvalidInput(f"grid {grid.code} has no township above it", field="grid")
+
+    case = Case(
+        number=await next_case_number(session, now),
+        source=source,
+        state=State.reported,
+        matter_id=matter.id,
+        description=description,
+        description_language=language,
+        latitude=latitude,
+        longitude=longitude,
+        address=(address or "").strip() or None,
+        grid_id=grid.id,
+        reporter_id=reporter_id,
+        anonymous=anonymous,
+        contact_phone=None if anonymous else contact_phone,
+        concerned_residents=concerned_residents,
+        centre_node_id=centre.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    role = Role.grid_worker if source == CaseSource.worker_patrol else Role.resident
+    event = await _record(session, case, reporter_id, role.value, "report", None, State.reported, None, {}, now)
+    for photo in photos:
+        session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
+    await _notify(session, case, event, reporter_id, ["centre", "grid_workers"], {})
+    await session.flush()
+    await session.refresh(case, ["attachments", "matter", "grid", "centre_node", "department", "reporter"])
+    return case
+
+
+async def load_case(session: AsyncSession, ref: int | str, *, for_update: bool = False) -> Case:
+    query = select(Case).where(Case.number == ref if isinstance(ref, str) else Case.id == ref)
+    query = query.execution_options(populate_existing=True)
+    if for_update and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(of=Case)
+    case = await session.scalar(query)
+    if case is None:
+        raise CaseNotFound("no such case", ref=str(ref))
+    return case
+
+
+async def act(
+    session: AsyncSession,
+    ref: int | str,
+    actor_id: int,
+    trigger: str,
+    *,
+    now: datetime | None = None,
+    photos: Iterable[Photo] = (),
+    **inputs: Any,
+) -> Case:
+    """Fire a lifecycle trigger for a person; raise a CaseError and change nothing if refused."""
+    now = now or utcnow()
+    case = await load_case(session, ref, for_update=True)
+    assignments = await active_roles(session, actor_id)
+    role = access.acting_role(actor_id, assignments, case, trigger)
+    if role is None:
+        if not access.can_view(actor_id, assignments, case):
+            raise CaseNotFound("no such case", ref=str(ref))  # never confirm a case exists
+        raise NotPermitted(f"your role may not {trigger} this case", action=trigger)
+
+    if trigger == "escalate":
+        inputs["next_centre"] = await grids.next_centre(session, case.centre_node)
+        if inputs["next_centre"] is None:
+            raise NotAllowedInState("the case is already with the city centre", action=trigger, state=case.state)
+    if trigger == "transfer" and inputs.get("department") is not None:
+        inputs["department"] = await _department(session, inputs["department"])
+    if trigger == "reopen" and not _may_reopen(case, now):
+        raise NotAllowedInState(
+            f"only an unsatisfied rating within {REOPEN_DAYS} days of closing reopens a case", action=trigger, state=case.state
+        )
+    if trigger == "rate" and inputs.get("rating") not in RATINGS:
+        raise InvalidInput("rating must be one of " + ", ".join(RATINGS), field="rating")
+
+    from_state = case.state
+    to_state = lifecycle.fire(trigger, from_state, inputs)
+    params = _apply(case, trigger, inputs, now)
+    case.state = to_state
+    case.updated_at = now
+    note = inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
+    event = await _record(session, case, actor_id, role.value, trigger, from_state, to_state, note, params, now)
+    for photo in photos:
+        session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
+    await _notify(session, case, event, actor_id, BY_TRIGGER[trigger]["notify"], params)
+    try:
+        await session.flush()
+    except StaleDataError as exc:
+        raise ConcurrentChange("the case was changed by someone else; please look again", ref=str(ref)) from exc
+    return case
+
+
+def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The effect of a step on the case's fields; returns the parameters its messages need."""
+    params: dict[str, Any] = {}
+    if trigger == "reject":
+        case.rejection_reason = inputs["reason"]
+        case.closed_at = now
+        params["reason"] = inputs["reason"]
+    elif trigger == "escalate":
+        case.centre_node_id = inputs["next_centre"].id
+        case.centre_node = inputs["next_centre"]
+        params["centre"] = inputs["next_centre"].code
+    elif trigger == "refer_to_joint_meeting":
+        case.joint_meeting = True
+        params["reason"] = inputs["reason"]
+    elif trigger == "transfer":
+        department: Department = inputs["department"]
+        case.department_id = department.id
+        case.department = department
+        case.handling_deadline = now + timedelta(hours=case.matter.time_limit_hours)
+        params.update(department=department.code, deadline=case.handling_deadline.isoformat())
+    elif trigger == "extend_deadline":
+        hours = int(inputs["hours"])
+        if not 1 <= hours <= 24 * 30:
+            raise InvalidInput("an extension is between 1 hour and 30 days", field="hours")
+        case.handling_deadline = (case.handling_deadline or now) + timedelta(hours=hours)
+        params.update(reason=inputs["reason"], deadline=case.handling_deadline.isoformat())
+    elif trigger == "submit_result":
+        case.result_text = inputs["result"]
+        case.verification_outcome = None
+        if case.matter.needs_onsite_verification:
+            case.verification_deadline = now + timedelta(hours=VERIFICATION_HOURS)
+            params["verify_by"] = case.verification_deadline.isoformat()
+        params["result"] = inputs["result"]
+    elif trigger == "verify_pass":
+        case.verification_outcome = "passed"
+        case.verification_deadline = None
+        case.closed_at = now
+        params["result"] = case.result_text
+    elif trigger == "verify_fail":
+        case.verification_outcome = "failed"
+        case.verification_deadline = None
+        params["reason"] = inputs["reason"]
+    elif trigger == "resolve_on_spot":
+        case.result_text = inputs["result"]
+        case.closed_at = now
+        params["result"] = inputs["result"]
+    elif trigger == "rate":
+        case.satisfaction = inputs["rating"]
+        case.satisfaction_comment = inputs.get("comment")
+        params["rating"] = inputs["rating"]
+    elif trigger == "reopen":
+        case.closed_at = None
+        case.result_text = None
+        case.verification_outcome = None
+        params["reason"] = inputs["reason"]
+    elif trigger in ("comment", "prompt"):
+        params["note"] = inputs["note"]
+    return params
+
+
+async def rate(
+    session: AsyncSession, ref: int | str, person_id: int, rating: str, comment: str | None = None, *, now=None
+) -> Case:
+    """The resident rates a closed case; unsatisfied within 7 days of closing reopens it."""
+    now = now or utcnow()
+    case = await act(session, ref, person_id, "rate", rating=rating, comment=comment, now=now)
+    if _may_reopen(case, now):
+        case = await act(session, case.id, person_id, "reopen", reason=comment or "unsatisfied", now=now)
+    return case
+
+
+def _may_reopen(case: Case, now: datetime) -> bool:
+    return (
+        case.satisfaction == "unsatisfied"
+        and case.closed_at is not None
+        and now - case.closed_at <= timedelta(days=REOPEN_DAYS)
+    )
+
+
+async def _department(session: AsyncSession, ref: Department | str | int) -> Department:
+    if isinstance(ref, Department):
+        return ref
+    query = select(Department).where(Department.code == ref if isinstance(ref, str) else Department.id == ref)
+    department = await session.scalar(query)
+    if department is None:
+        raise InvalidInput(f"no department {ref!r}", field="department")
+    return department
+
+
+async def _record(session, case, actor_id, role, action, from_state, to_state, note, data, now) -> CaseEvent:
+    event = CaseEvent(
+        case_id=case.id,
+        actor_id=actor_id,
+        actor_role=role,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        note=note,
+        data=data,
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def _audience(session: AsyncSession, case: Case, audience: str) -> list[int]:
+    if audience == "reporter":
+        return [case.reporter_id]
+    if audience == "grid_workers":
+        return await people_with_role(session, lifecycle.GRID_WORKERS, node_id=case.grid_id)
+    if audience == "overseers":
+        return await people_with_role(session, lifecycle.OVERSEERS, node_id=case.grid_id)
+    if audience == "centre":
+        return await people_with_role(session, Role.centre_staff, node_id=case.centre_node_id)
+    if audience == "department":
+        if case.department_id is None:
+            return []
+        return await people_with_role(session, Role.department_handler, department_id=case.department_id)
+    raise ValueError(f"unknown audience {audience}")
+
+
+async def _notify(session, case: Case, event: CaseEvent, actor_id: int, audiences: list[str], params: dict) -> None:
+    told: set[int] = {actor_id}
+    for audience in audiences:
+        for person_id in await _audience(session, case, audience):
+            if person_id in told:
+                continue
+            told.add(person_id)
+            session.add(
+                Notification(
+                    case_id=case.id,
+                    event_id=event.id,
+                    recipient_id=person_id,
+                    message_key=f"{event.action}.{audience}",
+                    params={"number": case.number, "matter": case.matter.code, **params},
+                    created_at=event.created_at,
+                    next_attempt_at=event.created_at,
+                )
+            )
+
+
+async def case_for_person(session: AsyncSession, person_id: int, number: str) -> Case:
+    """A case by number if the person may see it; 'not found' otherwise (no leak)."""
+    try:
+        case = await load_case(session, number.strip().upper())
+    except CaseNotFound:
+        raise
+    if not access.can_view(person_id, await active_roles(session, person_id), case):
+        raise CaseNotFound("no such case", ref=number)
+    return case
+
+
+async def cases_reported_by(session: AsyncSession, person_id: int, limit: int = 20, offset: int = 0) -> list[Case]:
+    rows = await session.scalars(
+        select(Case)
+        .where(Case.reporter_id == person_id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
+
+
+async def timeline(session: AsyncSession, case_id: int) -> list[CaseEvent]:
+    rows = await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))
+    return list(rows)
+
+
+async def queue_for(session: AsyncSession, person_id: int, limit: int = 50) -> list[Case]:
+    """Cases waiting for this person's action, in any of their staff roles, oldest first."""
+    assignments: list[RoleAssignment] = await active_roles(session, person_id)
+    found: dict[int, Case] = {}
+    for assignment in assignments:
+        query = select(Case).order_by(Case.created_at).limit(limit)
+        if assignment.role == Role.centre_staff and assignment.node is not None:
+            query = query.join(Node, Node.id == Case.centre_node_id).where(
+                Node.path.startswith(assignment.node.path), Case.state.in_([State.reported, State.accepted, State.joint_meeting])
+            )
+        elif assignment.role == Role.department_handler:
+            query = query.where(
+                Case.department_id == assignment.department_id, Case.state.in_([State.transferred, State.in_progress])
+            )
+        elif assignment.role in access.GRID_ROLES and assignment.node is not None:
+            query = query.join(Node, Node.id == Case.grid_id).where(
+                Node.path.startswith(assignment.node.path), Case.state.in_(lifecycle.OPEN_STATES)
+            )
+        else:
+            continue
+        for case in await session.scalars(query):
+            found.setdefault(case.id, case)
+    return sorted(found.values(), key=lambda c: c.created_at)[:limit]
+
+
+class CaseStore:
+    """The store's operations, each in its own transaction."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
+        self.sessionmaker = sessionmaker
+
+    async def open_case(self, **kwargs) -> Case:
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            return await open_case(session, **kwargs)
+
+    async def act(self, ref: int | str, actor_id: int, trigger: str, **inputs) -> Case:
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            return await act(session, ref, actor_id, trigger, **inputs)
+
+    async def rate(self, ref: int | str, person_id: int, rating: str, comment: str | None = None, **kw) -> Case:
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            return await rate(session, ref, person_id, rating, comment, **kw)
+
+    async def case_for_person(self, person_id: int, number: str) -> Case:
+        async with self.sessionmaker() as session:
+            return await case_for_person(session, person_id, number)
+
+    async def timeline(self, case_id: int) -> list[CaseEvent]:
+        async with self.sessionmaker() as session:
+            return await timeline(session, case_id)

@@ -1,0 +1,71 @@
+"""Engine and the one `async_sessionmaker` every part of the product uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///gridbot.sqlite3"
+
+
+def database_url() -> str:
+    """`GRIDBOT_DATABASE_URL`, or a SQLite file in the working directory."""
+    return os.environ.get("GRIDBOT_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str | None = None, **kwargs) -> AsyncEngine:
+    url = url or database_url()
+    if is_sqlite(url):
+        kwargs.setdefault("connect_args", {"timeout": 30})
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - driver hook
+        # Let SQLAlchemy issue BEGIN itself so that BEGIN IMMEDIATE can serialise writers.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn):  # pragma: no cover - driver hook
+        # Writers take the write lock up front (see `writing`); readers do not block them.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writing") else "BEGIN")
+
+
+async def writing(session: AsyncSession) -> AsyncSession:
+    """Mark the session's transaction as a writer before its first statement.
+
+    On SQLite this begins with BEGIN IMMEDIATE, so two writers queue instead of
+    failing when one upgrades its read lock; on PostgreSQL it changes nothing.
+    """
+    await session.connection(execution_options={"writing": True})
+    return session
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and memory."""
+    if not is_sqlite(url):
+        return None
+    path = url.split("///", 1)[-1]
+    return None if path in ("", ":memory:") else Path(path)

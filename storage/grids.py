@@ -1,0 +1,67 @@
+"""The grid tree: finding the grid under a point, and walking up to its centres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shapely import STRtree
+from shapely.geometry import Point, shape
+from shapely.prepared import prep
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Node, NodeLevel
+
+
+@dataclass
+class _Indexed:
+    node_id: int
+    geometry: object
+    prepared: object
+
+
+class GridLocator:
+    """Point-in-polygon lookup over every grid that has a boundary (shapely, STR tree)."""
+
+    def __init__(self, grids: list[Node]):
+        self._items = []
+        for node in grids:
+            if node.boundary:
+                geometry = shape(node.boundary)
+                self._items.append(_Indexed(node.id, geometry, prep(geometry)))
+        self._tree = STRtree([item.geometry for item in self._items]) if self._items else None
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> GridLocator:
+        rows = await session.scalars(select(Node).where(Node.level == NodeLevel.grid, Node.boundary.is_not(None)))
+        return cls(list(rows))
+
+    def grid_id_at(self, latitude: float, longitude: float) -> int | None:
+        """The id of the grid containing the point (GeoJSON order is lon, lat); None outside all."""
+        if self._tree is None:
+            return None
+        point = Point(longitude, latitude)
+        for index in self._tree.query(point):
+            item = self._items[int(index)]
+            if item.prepared.covers(point):
+                return item.node_id
+        return None
+
+
+async def find_grid(session: AsyncSession, latitude: float, longitude: float) -> Node | None:
+    grid_id = (await GridLocator.load(session)).grid_id_at(latitude, longitude)
+    return await session.get(Node, grid_id) if grid_id is not None else None
+
+
+async def ancestor_at(session: AsyncSession, node: Node, level: NodeLevel) -> Node | None:
+    """The node's ancestor (or itself) at `level`."""
+    codes = [c for c in node.path.split("/") if c]
+    rows = await session.scalars(select(Node).where(Node.code.in_(codes), Node.level == level))
+    return rows.first()
+
+
+async def next_centre(session: AsyncSession, centre: Node) -> Node | None:
+    """The grid centre one level up: township → district → city; None at the city."""
+    if centre.level == NodeLevel.city or centre.parent_id is None:
+        return None
+    return await session.get(Node, centre.parent_id)

@@ -1,0 +1,384 @@
+"""SQLAlchemy models. The schema itself is created only by Alembic migrations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware times")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class NodeLevel(str, enum.Enum):
+    """Levels of the one grid tree (Art. 3, 11)."""
+
+    city = "city"  # 市
+    district = "district"  # 县/区
+    township = "township"  # 乡镇/街道
+    community = "community"  # 社区/村
+    grid = "grid"  # 网格
+    household_unit = "household_unit"  # 联户单位
+
+
+class GridKind(str, enum.Enum):
+    comprehensive = "comprehensive"  # 综合网格
+    dedicated = "dedicated"  # 专属网格
+
+
+class Role(str, enum.Enum):
+    resident = "resident"  # 群众
+    grid_worker = "grid_worker"  # 专职网格员
+    grid_worker_part_time = "grid_worker_part_time"  # 兼职网格员
+    grid_chief = "grid_chief"  # 网格长
+    grid_instructor = "grid_instructor"  # 网格指导员
+    centre_staff = "centre_staff"  # 网格化工作机构 (scoped to a township, district or city node)
+    department_handler = "department_handler"  # 有关部门
+    administrator = "administrator"  # 主管部门
+
+
+class CaseSource(str, enum.Enum):
+    resident_report = "resident_report"  # 群众上报
+    worker_patrol = "worker_patrol"  # 网格员巡查发现
+
+
+def _enum(cls) -> Enum:
+    return Enum(cls, native_enum=False, length=32, validate_strings=True)
+
+
+class Node(Base):
+    """One node of the grid hierarchy: city down to household unit."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # region / grid code
+    level: Mapped[NodeLevel] = mapped_column(_enum(NodeLevel))
+    kind: Mapped[GridKind | None] = mapped_column(_enum(GridKind))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    # Materialised path of codes, "/LS/LS-CG/LS-CG-01/": scope checks are prefix checks.
+    path: Mapped[str] = mapped_column(String(400), index=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_bo: Mapped[str] = mapped_column(String(400))
+    area_zh: Mapped[str | None] = mapped_column(Text)  # 网格范围, published per Art. 20
+    area_bo: Mapped[str | None] = mapped_column(Text)
+    boundary: Mapped[dict[str, Any] | None]  # GeoJSON Polygon or MultiPolygon
+    supervision_phone: Mapped[str | None] = mapped_column(String(40))  # 监督电话 (Art. 20)
+
+    parent: Mapped[Node | None] = relationship(remote_side=[id])
+
+    def name(self, language: str) -> str:
+        return self.name_bo if language == "bo" else self.name_zh
+
+    def contains(self, other: Node) -> bool:
+        """True when `other` is this node or lies below it."""
+        return other.path.startswith(self.path)
+
+
+class Department(Base):
+    """有关部门: a department that handles cases."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_bo: Mapped[str] = mapped_column(String(400))
+
+    def name(self, language: str) -> str:
+        return self.name_bo if language == "bo" else self.name_zh
+
+
+class Matter(Base):
+    """One entry of the published matter list (事项清单, Art. 22)."""
+
+    __tablename__ = "matters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_bo: Mapped[str] = mapped_column(String(400))
+    description_zh: Mapped[str] = mapped_column(Text, default="")
+    description_bo: Mapped[str] = mapped_column(Text, default="")
+    work_kind: Mapped[str] = mapped_column(String(40))  # Art. 21 kind of work
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    time_limit_hours: Mapped[int] = mapped_column(Integer)  # 限时办结
+    needs_onsite_verification: Mapped[bool] = mapped_column(Boolean, default=False)
+    keywords_zh: Mapped[list[str]] = mapped_column(default=list)
+    keywords_bo: Mapped[list[str]] = mapped_column(default=list)
+    published_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+    department: Mapped[Department] = relationship()
+
+    @property
+    def is_published(self) -> bool:
+        return self.withdrawn_at is None
+
+    def name(self, language: str) -> str:
+        return self.name_bo if language == "bo" else self.name_zh
+
+
+class MatterChange(Base):
+    """History of the matter list: published, changed, withdrawn, republished."""
+
+    __tablename__ = "matter_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    matter_id: Mapped[int] = mapped_column(ForeignKey("matters.id"), index=True)
+    change: Mapped[str] = mapped_column(String(20))  # published | updated | withdrawn | republished
+    snapshot: Mapped[dict[str, Any]]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="zh")  # "zh" or "bo"
+    phone: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="selectin")
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="person",
+        lazy="selectin",
+        primaryjoin="and_(Person.id == RoleAssignment.person_id, RoleAssignment.revoked_at.is_(None))",
+        viewonly=True,
+    )
+
+
+class Identity(Base):
+    """A person's account on one platform (Telegram user id, web-chat id)."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_identities_platform_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))  # "telegram" | "web"
+    external_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
+    blocked_at: Mapped[datetime | None]  # the person blocked the bot: skip sends
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="identities")
+
+
+class RoleAssignment(Base):
+    """A role held by a person, scoped to a node of the grid tree or to a department."""
+
+    __tablename__ = "role_assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship(back_populates="roles", viewonly=True)
+    node: Mapped[Node | None] = relationship(lazy="selectin")
+    department: Mapped[Department | None] = relationship(lazy="selectin")
+
+
+class CaseNumberCounter(Base):
+    """Per-day sequence behind case numbers such as LS-20261124-0042."""
+
+    __tablename__ = "case_number_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_reporter_created", "reporter_id", "created_at"),
+        Index("ix_cases_state_centre", "state", "centre_node_id"),
+        Index("ix_cases_department_state", "department_id", "state"),
+        Index("ix_cases_grid_state", "grid_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    source: Mapped[CaseSource] = mapped_column(_enum(CaseSource))
+    state: Mapped[str] = mapped_column(String(24))
+    matter_id: Mapped[int] = mapped_column(ForeignKey("matters.id"))
+    description: Mapped[str] = mapped_column(Text)
+    description_language: Mapped[str] = mapped_column(String(8))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(Text)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    concerned_residents: Mapped[str | None] = mapped_column(Text)  # named by a worker on patrol
+    centre_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))  # grid centre now in charge
+    joint_meeting: Mapped[bool] = mapped_column(Boolean, default=False)  # 联席会议
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    handling_deadline: Mapped[datetime | None]
+    verification_deadline: Mapped[datetime | None]
+    result_text: Mapped[str | None] = mapped_column(Text)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    verification_outcome: Mapped[str | None] = mapped_column(String(16))  # passed | failed
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    matter: Mapped[Matter] = relationship(lazy="joined")
+    grid: Mapped[Node] = relationship(foreign_keys=[grid_id], lazy="joined")
+    centre_node: Mapped[Node] = relationship(foreign_keys=[centre_node_id], lazy="joined")
+    department: Mapped[Department | None] = relationship(lazy="joined")
+    reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="joined")
+    attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
+
+
+class Attachment(Base):
+    """A photo attached to a case (by the reporter, a handler, or a verifier)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
+    platform: Mapped[str | None] = mapped_column(String(16))
+    platform_file_id: Mapped[str | None] = mapped_column(String(200))
+    stored_path: Mapped[str | None] = mapped_column(String(400))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseEvent(Base):
+    """One immutable line of a case's history: who, in which role, did what, when."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(CaseEvent, "before_update")
+@event.listens_for(CaseEvent, "before_delete")
+def _case_events_are_immutable(_mapper, _connection, target):
+    raise PermissionError(f"case event {target.id} is immutable")
+
+
+class Notification(Base):
+    """Outbox: a message a case transition owes to a person, sent by the dispatcher."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "recipient_id", name="uq_notifications_event_recipient"),
+        Index("ix_notifications_pending", "sent_at", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("case_events.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    message_key: Mapped[str] = mapped_column(String(64))  # language-neutral, e.g. "case.accepted"
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    gave_up_at: Mapped[datetime | None]
+
+
+class ProcessedUpdate(Base):
+    """Platform updates already handled: a redelivered update is acknowledged and ignored."""
+
+    __tablename__ = "processed_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DialogState(Base):
+    """An open dialog: its state and answers so far, read on every message."""
+
+    __tablename__ = "dialog_states"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    dialog: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
