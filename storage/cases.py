@@ -285,6 +285,7 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         params["rating"] = inputs["rating"]
     elif trigger == "reopen":
         case.closed_at = None
+        case.satisfaction = None  # asked again when it closes next time; the rating stays in the events
         case.result_text = None
         case.verification_outcome = None
         params["reason"] = inputs["reason"]

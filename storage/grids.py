@@ -65,3 +65,28 @@ async def next_centre(session: AsyncSession, centre: Node) -> Node | None:
     if centre.level == NodeLevel.city or centre.parent_id is None:
         return None
     return await session.get(Node, centre.parent_id)
+
+
+async def children(session: AsyncSession, parent_code: str | None) -> list[Node]:
+    """Child nodes above the household level, by code; the top of the tree when `parent_code` is None."""
+    query = select(Node).where(Node.level != NodeLevel.household_unit).order_by(Node.code)
+    if parent_code is None:
+        query = query.where(Node.parent_id.is_(None))
+    else:
+        parent = await session.scalar(select(Node).where(Node.code == parent_code))
+        if parent is None:
+            return []
+        query = query.where(Node.parent_id == parent.id)
+    return list(await session.scalars(query))
+
+
+async def node_by_code(session: AsyncSession, code: str) -> Node | None:
+    return await session.scalar(select(Node).where(Node.code == code))
+
+
+async def place_name(session: AsyncSession, node: Node, language: str) -> str:
+    """'Township › Community › Grid' in the person's language."""
+    codes = [c for c in node.path.split("/") if c]
+    rows = {n.code: n for n in await session.scalars(select(Node).where(Node.code.in_(codes)))}
+    names = [rows[c].name(language) for c in codes if c in rows and rows[c].level not in (NodeLevel.city, NodeLevel.district)]
+    return " › ".join(names)

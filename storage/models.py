@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -192,6 +193,8 @@ class Person(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="zh")  # "zh" or "bo"
     phone: Mapped[str | None] = mapped_column(String(40))
+    home_grid_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))  # the grid they report from or chose
+    language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="selectin")
@@ -379,6 +382,9 @@ class DialogState(Base):
     state: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A report put aside (idle too long, or another dialog started): kept for 24 hours.
+    draft: Mapped[dict[str, Any] | None]
+    draft_saved_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -143,3 +143,13 @@ async def world(sessionmaker) -> World:
             )
             ids[key] = person.id
     return World(**ids)
+
+
+@pytest.fixture
+async def demo(sessionmaker):
+    """The bundled fictional district, matter list and demo accounts."""
+    from storage.seed import load_demo
+
+    async with sessionmaker.begin() as session:
+        await load_demo(session)
+    return sessionmaker

@@ -1,0 +1,61 @@
+"""What a dialog step gets: the person, their language, the open dialog's state and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
+
+from storage.models import DialogState, Person
+
+from . import i18n
+from .protocol import Button, Reply
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    person: Person
+    dialog_state: DialogState
+    now: datetime
+    platform: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def language(self) -> str:
+        return self.person.language
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.dialog_state.data
+
+    @property
+    def state(self) -> str | None:
+        return self.dialog_state.state
+
+    def t(self, msgid: str, **params) -> str:
+        """Translate into the person's language."""
+        return i18n.translate(self.language, msgid, **params)
+
+    def say(self, text: str, buttons: list[list[Button]] | None = None, **options) -> Reply:
+        reply = Reply(text=text, buttons=buttons or [], **options)
+        if reply.request_location:
+            reply.location_label = self.t("📍 Share my location")
+        if reply.request_contact:
+            reply.contact_label = self.t("📞 Share my phone number")
+        self.replies.append(reply)
+        return reply
+
+    def button(self, msgid: str, data: str, **params) -> Button:
+        return Button(self.t(msgid, **params), data)
+
+    def time(self, moment: datetime) -> str:
+        return i18n.local_time(self.language, moment)
+
+    def touch(self) -> None:
+        """Mark the dialog's answers as changed so they are written back (JSON is changed in place)."""
+        flag_modified(self.dialog_state, "data")

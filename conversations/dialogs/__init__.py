@@ -1,0 +1,1 @@
+"""One module per dialog; `conversations.engine` wires them together."""

@@ -1,0 +1,228 @@
+"""My cases, a case by number, the case card with its timeline, and rating a closed case."""
+
+from __future__ import annotations
+
+import re
+
+from storage import cases, grids
+from storage.lifecycle import CaseError, CaseNotFound
+from storage.models import Case, Department
+
+from .. import text
+from ..context import Context
+from ..dialog import BACK, CANCEL, Dialog, finish
+from ..protocol import Button, Inbound
+from ..router import Router
+from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES
+from .menu import show_menu
+
+CASE_NUMBER = re.compile(r"\bLS-\d{8}-\d{4,}\b", re.IGNORECASE)
+LIST_SIZE = 10
+MAX_COMMENT = 500
+
+
+def find_case_number(typed: str) -> str | None:
+    match = CASE_NUMBER.search(typed or "")
+    return match.group(0).upper() if match else None
+
+
+async def show_my_cases(ctx: Context, offset: int = 0) -> None:
+    found = await cases.cases_reported_by(ctx.session, ctx.person.id, limit=LIST_SIZE + 1, offset=offset)
+    if not found:
+        ctx.say(ctx.t("You have not reported any case yet."), [[ctx.button("📝 Report a problem", "menu:report")],
+                                                               [ctx.button("☰ Menu", "menu:main")]])
+        return
+    rows = [
+        [Button(f"{c.number} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}", f"case:{c.number}")]
+        for c in found[:LIST_SIZE]
+    ]
+    if len(found) > LIST_SIZE:
+        rows.append([ctx.button("Older cases ▶", f"cases:{offset + LIST_SIZE}")])
+    rows.append([ctx.button("☰ Menu", "menu:main")])
+    ctx.say(ctx.t("Your cases, newest first. Choose one to see what has happened:"), rows)
+
+
+async def show_case(ctx: Context, number: str) -> None:
+    """The case card, only for people who may see it; anyone else gets 'not found'."""
+    try:
+        case = await cases.case_for_person(ctx.session, ctx.person.id, number)
+    except CaseNotFound:
+        ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()),
+                [[ctx.button("☰ Menu", "menu:main")]])
+        return
+    ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
+
+
+async def case_card(ctx: Context, case: Case) -> str:
+    lines = [
+        ctx.t("Case {number}", number=case.number),
+        ctx.t("Kind: {matter}", matter=case.matter.name(ctx.language)),
+        ctx.t("Status: {state}", state=ctx.t(STATE_NAMES[case.state])),
+        ctx.t("Grid: {grid}", grid=await grids.place_name(ctx.session, case.grid, ctx.language)),
+        ctx.t("Reported: {time}", time=ctx.time(case.created_at)),
+    ]
+    if case.handling_deadline and case.state in ("transferred", "in_progress"):
+        lines.append(ctx.t("To be handled by: {time}", time=ctx.time(case.handling_deadline)))
+    if case.verification_deadline and case.state == "handled":
+        lines.append(ctx.t("To be checked on site by: {time}", time=ctx.time(case.verification_deadline)))
+    if case.result_text:
+        lines.append(ctx.t("Result: {result}", result=case.result_text))
+    if case.rejection_reason:
+        lines.append(ctx.t("Reason: {reason}", reason=case.rejection_reason))
+    lines.append("")
+    lines.append(ctx.t("What has happened:"))
+    departments = {}
+    for event in await cases.timeline(ctx.session, case.id):
+        if event.action == "transfer" and event.data.get("department"):
+            code = event.data["department"]
+            if code not in departments:
+                from sqlalchemy import select
+
+                departments[code] = await ctx.session.scalar(select(Department).where(Department.code == code))
+            action = ctx.t(ACTION_NAMES["transfer"], department=departments[code].name(ctx.language) if departments[code] else code)
+        else:
+            action = ctx.t(ACTION_NAMES.get(event.action, event.action))
+        who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
+        line = f"• {ctx.time(event.created_at)} · {who} · {action}"
+        if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
+            line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
+        elif event.note and event.action not in ("report",):
+            line += f": {event.note}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
+    rows = []
+    if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
+        rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
+    rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
+    return rows
+
+
+class LookupDialog(Dialog):
+    """Look up a case by its number."""
+
+    name = "lookup"
+    STATES = ["ask_number"]
+    TRANSITIONS: list = []
+
+    async def prompt_ask_number(self, ctx: Context) -> None:
+        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
+
+    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
+        number = find_case_number(text.clean(message.text)) if message.kind == "text" else None
+        if number is None:
+            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."),
+                    [[ctx.button("✖ Cancel", CANCEL)]])
+            return
+        finish(ctx)
+        await show_case(ctx, number)
+
+
+class RateDialog(Dialog):
+    """Rate a closed case: satisfied / basically satisfied / unsatisfied, then an optional comment."""
+
+    name = "rate"
+    STATES = ["choose_rating", "comment"]
+    TRANSITIONS = [
+        dict(trigger="next", source="choose_rating", dest="comment"),
+        dict(trigger="back", source="comment", dest="choose_rating"),
+    ]
+
+    async def prompt_choose_rating(self, ctx: Context) -> None:
+        ctx.say(
+            ctx.t("How satisfied are you with how case {number} was handled?", number=ctx.data["number"]),
+            [[ctx.button(RATING_NAMES[r], f"rating:{r}")] for r in RATING_NAMES] + [[ctx.button("✖ Cancel", CANCEL)]],
+        )
+
+    async def on_choose_rating(self, ctx: Context, message: Inbound) -> None:
+        rating = message.data.removeprefix("rating:") if message.kind == "button" else ""
+        if rating not in RATING_NAMES:
+            await self.prompt_choose_rating(ctx)
+            return
+        ctx.data["rating"] = rating
+        await self.go(ctx, "next")
+
+    async def prompt_comment(self, ctx: Context) -> None:
+        question = (
+            ctx.t("Please tell us what is still wrong. Your case will be reopened.")
+            if ctx.data["rating"] == "unsatisfied"
+            else ctx.t("Would you like to add a comment? Type it, or press Skip.")
+        )
+        ctx.say(question, [[ctx.button("Skip", "comment:skip")], [ctx.button("◀ Back", BACK), ctx.button("✖ Cancel", CANCEL)]])
+
+    async def on_comment(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "button" and message.data == "comment:skip":
+            comment = None
+        elif message.kind == "text" and text.clean(message.text):
+            comment = text.clean(message.text)[:MAX_COMMENT]
+        else:
+            await self.prompt_comment(ctx)
+            return
+        number = ctx.data["number"]
+        try:
+            async with ctx.session.begin_nested():
+                case = await cases.rate(ctx.session, number, ctx.person.id, ctx.data["rating"], comment, now=ctx.now)
+        except CaseNotFound:
+            finish(ctx)
+            ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
+            await show_menu(ctx)
+            return
+        except CaseError:
+            finish(ctx)
+            ctx.say(ctx.t("This case cannot be rated now."))
+            await show_menu(ctx)
+            return
+        finish(ctx)
+        if case.state != "closed":
+            ctx.say(ctx.t("Thank you. Case {number} has been reopened and goes back to the grid centre.", number=number))
+        else:
+            ctx.say(ctx.t("Thank you for your rating."))
+        await show_menu(ctx)
+
+
+router = Router()
+
+
+@router.command("cases")
+@router.button("menu:cases")
+async def open_my_cases(ctx: Context, message: Inbound, argument: str) -> None:
+    await show_my_cases(ctx)
+
+
+@router.button("cases:")
+async def more_cases(ctx: Context, message: Inbound, offset: str) -> None:
+    await show_my_cases(ctx, int(offset) if offset.isdigit() else 0)
+
+
+@router.button("case:")
+async def open_case_card(ctx: Context, message: Inbound, number: str) -> None:
+    await show_case(ctx, number)  # permission is checked again here, whatever the button said
+
+
+@router.command("case")
+@router.button("menu:lookup")
+async def look_up_case(ctx: Context, message: Inbound, argument: str) -> None:
+    number = find_case_number(argument)
+    if number:
+        await show_case(ctx, number)
+    else:
+        await LookupDialog().begin(ctx)
+
+
+@router.button("rate:")
+async def start_rating(ctx: Context, message: Inbound, number: str) -> None:
+    try:
+        case = await cases.case_for_person(ctx.session, ctx.person.id, number)
+    except CaseNotFound:
+        case = None
+    if case is None or case.reporter_id != ctx.person.id:
+        ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()))
+        await show_menu(ctx)
+        return
+    if case.state != "closed" or case.satisfaction is not None:
+        ctx.say(ctx.t("This case cannot be rated now."))
+        await show_menu(ctx)
+        return
+    await RateDialog().begin(ctx, number=case.number)

@@ -1,0 +1,88 @@
+"""First contact and /language: 中文 or བོད་ཡིག."""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..i18n import N_, translate
+from ..dialog import Dialog, finish
+from ..protocol import Button, Inbound
+from ..router import Router
+from .menu import LANGUAGE_NAMES, show_menu
+
+
+class LanguageDialog(Dialog):
+    name = "language"
+    STATES = ["choose"]
+    TRANSITIONS: list = []
+
+    async def prompt_choose(self, ctx: Context) -> None:
+        hint = ctx.data.get("hint")
+        order = [hint] + [code for code in LANGUAGE_NAMES if code != hint] if hint in LANGUAGE_NAMES else list(LANGUAGE_NAMES)
+        buttons = [[Button(("✓ " if code == hint else "") + LANGUAGE_NAMES[code], f"lang:{code}")] for code in order]
+        # Shown in both languages: we do not know yet which one the person reads.
+        ask = N_("Please choose your language.")
+        ctx.say(f"{translate('zh', ask)}\n{translate('bo', ask)}", buttons)
+
+    async def on_choose(self, ctx: Context, message: Inbound) -> None:
+        code = message.data.removeprefix("lang:") if message.kind == "button" else ""
+        if code not in LANGUAGE_NAMES:
+            await self.prompt_choose(ctx)
+            return
+        await set_language(ctx, code)
+
+
+async def set_language(ctx: Context, code: str) -> None:
+    ctx.person.language = code
+    ctx.person.language_chosen = True
+    first = not ctx.data.get("returning")
+    deep_link = ctx.data.get("deep_link")
+    finish(ctx)
+    if first:
+        ctx.say(
+            ctx.t(
+                "Welcome to the grid service of Lhasa. Tell us about a problem in your neighbourhood "
+                "and follow it until it is solved."
+            )
+        )
+    else:
+        ctx.say(ctx.t("Language changed."))
+    if deep_link:
+        from .grid import open_deep_link
+
+        if await open_deep_link(ctx, deep_link):
+            return
+    await show_menu(ctx)
+
+
+router = Router()
+
+
+@router.command("language")
+@router.button("menu:language")
+async def change_language(ctx: Context, message: Inbound, argument: str) -> None:
+    await LanguageDialog().begin(ctx, hint=ctx.language, returning=True)
+
+
+@router.button("lang:")
+async def language_chosen(ctx: Context, message: Inbound, code: str) -> None:
+    if code not in LANGUAGE_NAMES:
+        await LanguageDialog().begin(ctx, hint=ctx.language, returning=True)
+        return
+    if ctx.dialog_state.dialog in (None, LanguageDialog.name):
+        await set_language(ctx, code)
+        return
+    # An old language button pressed in the middle of another dialog: switch, and ask again in the new language.
+    ctx.person.language = code
+    from ..engine_support import current_dialog
+
+    await current_dialog(ctx).prompt(ctx)
+
+
+@router.command("start")
+async def start(ctx: Context, message: Inbound, argument: str) -> None:
+    if argument:
+        from .grid import open_deep_link
+
+        if await open_deep_link(ctx, argument):
+            return
+    await show_menu(ctx)

@@ -1,0 +1,193 @@
+"""The conversation engine: one message in, replies out, all in one database transaction.
+
+For each message it records the platform's update id (a redelivered update is
+ignored), finds the person, reads their open dialog from the database, routes the
+message, and writes the dialog back. Nothing about a dialog lives only in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from storage.db import writing
+from storage.models import DialogState, ProcessedUpdate
+from storage.people import person_for_identity
+from storage.timeutil import utcnow
+
+from .context import Context
+from .dialog import finish
+from .dialogs import cases, grid, language, menu, report
+from .engine_support import DIALOGS
+from .i18n import language_from_platform
+from .protocol import Inbound, Reply
+from .router import Router
+from .text import clean
+
+log = logging.getLogger("gridbot.engine")
+
+DEFAULT_IDLE_MINUTES = 30
+DRAFT_HOURS = 24
+FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router]
+
+
+@dataclass
+class Sender:
+    """Who sent a message, as the adapter knows them."""
+
+    platform: str  # "telegram" | "web"
+    external_id: str
+    chat_id: str | None = None
+    language_code: str | None = None  # the platform's hint, e.g. Telegram's language_code
+    display_name: str | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        idle_minutes: int = DEFAULT_IDLE_MINUTES,
+        routers: list[Router] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.idle = timedelta(minutes=idle_minutes)
+        self.router = Router()
+        for router in FEATURE_ROUTERS + list(routers or []):
+            self.router.include(router)
+
+    async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> list[Reply]:
+        """Process one message; returns the replies to show. A repeated `update_id` returns []."""
+        started = time.perf_counter()
+        for attempt in range(3):
+            try:
+                async with self.sessionmaker.begin() as session:
+                    await writing(session)
+                    if update_id is not None and not await _first_time(session, sender.platform, str(update_id)):
+                        log.info("update %s ignored: already processed", update_id)
+                        return []
+                    ctx = await self._context(session, sender)
+                    await self._dispatch(ctx, message)
+                    ctx.dialog_state.updated_at = ctx.now
+                    ctx.touch()
+                    await session.flush()
+                log.info(
+                    "update=%s person=%s kind=%s dialog=%s state=%s ms=%.1f",
+                    update_id, ctx.person.id, message.kind, ctx.dialog_state.dialog, ctx.dialog_state.state,
+                    (time.perf_counter() - started) * 1000,
+                )
+                return ctx.replies
+            except (StaleDataError, IntegrityError):
+                # Two messages of one person at once, or one update on two instances:
+                # go again, and the update-id check decides which one was first.
+                if attempt == 2:
+                    raise
+        return []
+
+    async def _context(self, session: AsyncSession, sender: Sender) -> Context:
+        hint = language_from_platform(sender.language_code)
+        person, _ = await person_for_identity(
+            session, sender.platform, sender.external_id, chat_id=sender.chat_id, language=hint,
+            display_name=sender.display_name,
+        )
+        query = select(DialogState).where(DialogState.person_id == person.id).execution_options(populate_existing=True)
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update()
+        state = await session.scalar(query)
+        if state is None:
+            state = DialogState(person_id=person.id, data={})
+            session.add(state)
+            await session.flush()
+        ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform)
+        ctx.settings["language_hint"] = hint
+        return ctx
+
+    async def _dispatch(self, ctx: Context, message: Inbound) -> None:
+        state = ctx.dialog_state
+        if state.draft_saved_at and ctx.now - state.draft_saved_at > timedelta(hours=DRAFT_HOURS):
+            state.draft, state.draft_saved_at = None, None
+
+        if not ctx.person.language_chosen:
+            await self._first_contact(ctx, message)
+            return
+
+        route = self.router.match(message)
+        if state.dialog and ctx.now - state.updated_at > self.idle:
+            was_report = state.dialog == report.ReportDialog.name
+            self._put_aside(ctx)
+            if route is None:
+                if was_report:
+                    ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
+                                  "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
+                else:
+                    ctx.say(ctx.t("We stopped where we were, as there was no answer for a while."))
+                await menu.show_menu(ctx)
+                return
+
+        if route is not None:
+            handler, argument = route
+            if state.dialog and not (message.kind == "button" and message.data.startswith("lang:")):
+                self._put_aside(ctx)
+            await handler(ctx, message, argument)
+            return
+
+        if state.dialog in DIALOGS:
+            await DIALOGS[state.dialog].handle(ctx, message)
+            return
+
+        await self._outside_dialogs(ctx, message)
+
+    async def _first_contact(self, ctx: Context, message: Inbound) -> None:
+        """Nobody is served before choosing 中文 or བོད་ཡིག (preselected from the platform's hint)."""
+        if ctx.dialog_state.dialog == language.LanguageDialog.name:
+            await DIALOGS["language"].handle(ctx, message)
+            return
+        deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
+        await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link)
+
+    def _put_aside(self, ctx: Context) -> None:
+        """Close the open dialog; an open report is kept as a draft for 24 hours."""
+        state = ctx.dialog_state
+        if state.dialog == report.ReportDialog.name and state.data.get("matter"):
+            state.draft = {"dialog": state.dialog, "state": state.state, "data": dict(state.data)}
+            state.draft_saved_at = ctx.now
+        finish(ctx)
+
+    async def _outside_dialogs(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "text":
+            typed = clean(message.text)
+            number = cases.find_case_number(typed)
+            if number:
+                await cases.show_case(ctx, number)
+                return
+            if len(typed) >= report.MIN_DESCRIPTION:
+                # Someone simply describing a problem: start a report with what they typed.
+                await DIALOGS["report"].begin(ctx)
+                ctx.replies.clear()
+                await DIALOGS["report"].handle(ctx, message)
+                return
+        if message.kind == "location":
+            await DIALOGS["grid"].begin(ctx)
+            ctx.replies.clear()
+            await DIALOGS["grid"].handle(ctx, message)
+            return
+        await menu.fallback(ctx)
+
+
+async def _first_time(session: AsyncSession, platform: str, update_id: str) -> bool:
+    """Record the update id; False if it was already recorded (by us earlier, or by another instance)."""
+    if await session.get(ProcessedUpdate, (platform, update_id)) is not None:
+        return False
+    session.add(ProcessedUpdate(platform=platform, update_id=update_id))
+    await session.flush()
+    return True

@@ -1,0 +1,64 @@
+"""Turning an outbox notification (language-neutral key and parameters) into a message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Department, Matter, Notification
+
+from . import i18n
+from .i18n import N_
+from .protocol import Button, Reply
+
+NOTICES = {
+    "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
+    "report.grid_workers": N_("A new report {number} ({matter}) was filed in your grid."),
+    "accept.reporter": N_("Your case {number} ({matter}) has been accepted by the grid centre."),
+    "reject.reporter": N_("Your case {number} ({matter}) was not accepted. Reason: {reason}"),
+    "escalate.centre": N_("Case {number} ({matter}) was passed up to your grid centre."),
+    "refer_to_joint_meeting.reporter": N_("Your case {number} ({matter}) concerns several departments and goes to the joint meeting."),
+    "refer_to_joint_meeting.centre": N_("Case {number} ({matter}) was referred to the joint meeting. Reason: {reason}"),
+    "transfer.reporter": N_("Your case {number} ({matter}) was sent to {department}. Time limit: {deadline}."),
+    "transfer.department": N_("Case {number} ({matter}) was sent to you. Please handle it by {deadline}."),
+    "start_handling.reporter": N_("{matter}: the department has started handling your case {number}."),
+    "extend_deadline.centre": N_("The time limit of case {number} was extended to {deadline}. Reason: {reason}"),
+    "submit_result.reporter": N_("The department reported a result for your case {number}: {result}. Your grid worker will confirm it with you."),
+    "submit_result.grid_workers": N_("Case {number} ({matter}) has a result and needs your check: {result}"),
+    "submit_result.centre": N_("Case {number} ({matter}) has a result: {result}"),
+    "verify_pass.reporter": N_("Your case {number} ({matter}) has been checked and closed. Result: {result}. Please rate how it was handled."),
+    "verify_pass.department": N_("Case {number} ({matter}) passed the check and is closed."),
+    "verify_fail.department": N_("Case {number} ({matter}) failed the check and comes back to you. Reason: {reason}"),
+    "verify_fail.centre": N_("Case {number} ({matter}) failed the check. Reason: {reason}"),
+    "resolve_on_spot.reporter": N_("Your case {number} ({matter}) was resolved on the spot by the grid worker: {result}"),
+    "resolve_on_spot.centre": N_("Case {number} ({matter}) was resolved on the spot: {result}"),
+    "reopen.centre": N_("Case {number} ({matter}) was reopened by the resident: {reason}"),
+    "reopen.grid_workers": N_("Case {number} ({matter}) in your grid was reopened by the resident: {reason}"),
+    "prompt.department": N_("Reminder about case {number} ({matter}): {note}"),
+    "prompt.grid_workers": N_("Reminder about case {number} ({matter}): {note}"),
+    "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),
+}
+
+
+async def render(session: AsyncSession, language: str, notification: Notification) -> Reply:
+    """The notification as a message in `language`, with a button to open the case."""
+    params = dict(notification.params)
+    matter = await session.scalar(select(Matter).where(Matter.code == params.get("matter")))
+    params["matter"] = matter.name(language) if matter else params.get("matter", "")
+    if params.get("department"):
+        department = await session.scalar(select(Department).where(Department.code == params["department"]))
+        params["department"] = department.name(language) if department else params["department"]
+    for key in ("deadline", "verify_by"):
+        if params.get(key):
+            params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))
+    template = NOTICES.get(notification.message_key)
+    if template is None:
+        template = N_("There is news about case {number}.")
+    wanted = i18n.placeholders(template)
+    text = i18n.translate(language, template, **{k: params.get(k, "") for k in wanted})
+    buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
+    if notification.message_key == "verify_pass.reporter":
+        buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
+    return Reply(text=text, buttons=buttons)

@@ -1,0 +1,67 @@
+"""The small protocol between dialogs and platform adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+InboundKind = Literal["text", "button", "location", "photo", "contact", "command"]
+
+
+@dataclass
+class Inbound:
+    """One thing a person sent: text, a button press, a location, a photo, a contact, a command."""
+
+    kind: InboundKind
+    text: str = ""
+    data: str = ""  # button payload
+    command: str = ""  # without the slash, e.g. "start"
+    argument: str = ""  # text after the command
+    latitude: float | None = None
+    longitude: float | None = None
+    photo_file_id: str | None = None
+    photo_path: str | None = None
+    photo_sha256: str | None = None
+    photo_size: int | None = None
+    phone: str | None = None
+
+    @classmethod
+    def of_text(cls, text: str) -> Inbound:
+        """Text as typed; a leading slash makes it a command."""
+        if text.startswith("/") and len(text) > 1:
+            head, _, rest = text[1:].partition(" ")
+            return cls("command", text=text, command=head.split("@")[0].lower(), argument=rest.strip())
+        return cls("text", text=text)
+
+    @classmethod
+    def press(cls, data: str) -> Inbound:
+        return cls("button", data=data)
+
+    @classmethod
+    def at(cls, latitude: float, longitude: float) -> Inbound:
+        return cls("location", latitude=latitude, longitude=longitude)
+
+
+@dataclass
+class Button:
+    label: str
+    data: str
+
+
+@dataclass
+class Reply:
+    """One message to show: text, optional rows of buttons, optionally a request for location/contact."""
+
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    request_location: bool = False
+    request_contact: bool = False
+    location_label: str = ""  # label of the platform's "share location" button, translated
+    contact_label: str = ""
+    photo_file_ids: list[str] = field(default_factory=list)
+
+    def button_data(self) -> list[str]:
+        return [b.data for row in self.buttons for b in row]
+
+    def button_labels(self) -> list[str]:
+        return [b.label for row in self.buttons for b in row]

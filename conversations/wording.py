@@ -1,0 +1,53 @@
+"""Plain-language names for states, actions and roles, marked for translation."""
+
+from __future__ import annotations
+
+from .i18n import N_
+
+STATE_NAMES = {
+    "reported": N_("Reported, waiting for the grid centre"),
+    "accepted": N_("Accepted by the grid centre"),
+    "rejected": N_("Not accepted"),
+    "joint_meeting": N_("Referred to the joint meeting"),
+    "transferred": N_("Sent to the department"),
+    "in_progress": N_("Being handled"),
+    "handled": N_("Result in, waiting for verification"),
+    "closed": N_("Closed"),
+}
+
+# What happened, as the resident reads it in the case's timeline.
+ACTION_NAMES = {
+    "report": N_("Report filed"),
+    "accept": N_("Accepted by the grid centre"),
+    "reject": N_("Not accepted"),
+    "escalate": N_("Passed up to the next level's grid centre"),
+    "refer_to_joint_meeting": N_("Referred to the joint meeting of departments"),
+    "transfer": N_("Sent to {department}"),
+    "start_handling": N_("The department started handling it"),
+    "extend_deadline": N_("Time limit extended"),
+    "submit_result": N_("The department reported its result"),
+    "verify_pass": N_("Checked and confirmed; case closed"),
+    "verify_fail": N_("Check failed; sent back for more work"),
+    "resolve_on_spot": N_("Resolved on the spot by the grid worker"),
+    "rate": N_("Rated by the resident"),
+    "reopen": N_("Reopened after an unsatisfied rating"),
+    "comment": N_("Comment"),
+    "prompt": N_("Reminder to the people responsible"),
+}
+
+ROLE_NAMES = {
+    "resident": N_("Resident"),
+    "grid_worker": N_("Grid worker"),
+    "grid_worker_part_time": N_("Part-time grid worker"),
+    "grid_chief": N_("Grid chief"),
+    "grid_instructor": N_("Grid instructor"),
+    "centre_staff": N_("Grid centre"),
+    "department_handler": N_("Department"),
+    "administrator": N_("Administrator"),
+}
+
+RATING_NAMES = {
+    "satisfied": N_("Satisfied"),
+    "basically_satisfied": N_("Basically satisfied"),
+    "unsatisfied": N_("Unsatisfied"),
+}

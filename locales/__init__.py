@@ -1,0 +1,1 @@
+"""Gettext catalogs for zh_Hans_CN and bo (managed with Babel; see locales/README.md)."""
