@@ -360,6 +360,9 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     gave_up_at: Mapped[datetime | None]
+    # A dispatcher leases due rows for a short while; a dead dispatcher's lease simply runs out.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
 
 
 class ProcessedUpdate(Base):
@@ -388,3 +391,60 @@ class DialogState(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class WebInboxMessage(Base):
+    """A message for a web-chat user, kept until their page shows it (notifications included)."""
+
+    __tablename__ = "web_inbox"
+    __table_args__ = (Index("ix_web_inbox_person_id", "person_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    payload: Mapped[dict[str, Any]]  # a Reply: text, buttons
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime | None]
+
+
+class Invitation(Base):
+    """A one-time code an administrator gives to a member of staff (no one self-declares a role)."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the code
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+
+
+class ApiToken(Base):
+    """A token for the case API; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class CaseView(Base):
+    """Every time a member of staff opened a case card (Art. 19: who saw personal data, and when)."""
+
+    __tablename__ = "case_views"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api
+    viewed_at: Mapped[datetime] = mapped_column(default=utcnow)

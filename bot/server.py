@@ -1,0 +1,60 @@
+"""`gridbot run`: one aiohttp server (web chat, APIs, Telegram webhook), Telegram, and the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from .dispatcher import Dispatcher
+from .runtime import Runtime
+from .settings import Settings
+
+log = logging.getLogger("gridbot.server")
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    from .web.app import create_app
+
+    runtime = Runtime.build(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    app = create_app(runtime)
+    telegram = None
+    if settings.telegram_token:
+        from .telegram.adapter import TelegramFrontDoor
+
+        telegram = TelegramFrontDoor(runtime)
+        await telegram.start(app)
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("serving on http://%s:%s/", settings.host, settings.port)
+    print(f"gridbot is running: open http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
+
+    tasks = []
+    if settings.dispatcher:
+        dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
+        runtime.dispatcher = dispatcher
+        tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            await asyncio.wait_for(task, timeout=10)
+        if telegram is not None:
+            await telegram.stop()
+        await runner.cleanup()
+        await runtime.db.dispose()

@@ -1,0 +1,30 @@
+"""Every setting comes from a GRIDBOT_* (or TELEGRAM_*) environment variable; see README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from storage.db import database_url
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass
+class Settings:
+    database_url: str = field(default_factory=database_url)
+    host: str = field(default_factory=lambda: _env("GRIDBOT_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("GRIDBOT_PORT", "8080")))
+    idle_minutes: int = field(default_factory=lambda: int(_env("GRIDBOT_IDLE_MINUTES", "30")))
+    load_demo: bool = field(default_factory=lambda: _env("GRIDBOT_DEMO", "auto") != "no")
+    attachments_dir: str = field(default_factory=lambda: _env("GRIDBOT_ATTACHMENTS_DIR", "attachments"))
+    public_url: str | None = field(default_factory=lambda: _env("GRIDBOT_PUBLIC_URL"))
+    telegram_token: str | None = field(default_factory=lambda: _env("TELEGRAM_BOT_TOKEN"))
+    telegram_webhook_url: str | None = field(default_factory=lambda: _env("TELEGRAM_WEBHOOK_URL"))
+    telegram_webhook_secret: str | None = field(default_factory=lambda: _env("TELEGRAM_WEBHOOK_SECRET"))
+    telegram_api_base_url: str | None = field(default_factory=lambda: _env("TELEGRAM_API_BASE_URL"))
+    telegram_poll_interval: float = field(default_factory=lambda: float(_env("TELEGRAM_POLL_INTERVAL", "0.0")))
+    dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")

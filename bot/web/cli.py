@@ -1,0 +1,3 @@
+"""`gridbot token …` commands for the case API are added here."""
+
+COMMANDS: list = []
