@@ -25,7 +25,7 @@ from storage.timeutil import utcnow
 
 from .context import Context
 from .dialog import finish
-from .dialogs import cases, grid, language, menu, report
+from .dialogs import cases, grid, language, menu, patrol, report, staff
 from .engine_support import DIALOGS
 from .i18n import language_from_platform
 from .protocol import Inbound, Reply
@@ -36,7 +36,7 @@ log = logging.getLogger("gridbot.engine")
 
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
-FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router]
+FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Engine:
 
         route = self.router.match(message)
         if state.dialog and ctx.now - state.updated_at > self.idle:
-            was_report = state.dialog == report.ReportDialog.name
+            was_report = state.dialog in (report.ReportDialog.name, patrol.PatrolDialog.name)
             self._put_aside(ctx)
             if route is None:
                 if was_report:
@@ -158,7 +158,7 @@ class Engine:
     def _put_aside(self, ctx: Context) -> None:
         """Close the open dialog; an open report is kept as a draft for 24 hours."""
         state = ctx.dialog_state
-        if state.dialog == report.ReportDialog.name and state.data.get("matter"):
+        if state.dialog in (report.ReportDialog.name, patrol.PatrolDialog.name) and state.data.get("matter"):
             state.draft = {"dialog": state.dialog, "state": state.state, "data": dict(state.data)}
             state.draft_saved_at = ctx.now
         finish(ctx)

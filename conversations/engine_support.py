@@ -7,10 +7,16 @@ from .dialog import Dialog
 from .dialogs.cases import LookupDialog, RateDialog
 from .dialogs.grid import GridDialog
 from .dialogs.language import LanguageDialog
+from .dialogs.patrol import PatrolDialog
 from .dialogs.report import ReportDialog
+from .dialogs.staff import ActionDialog, FeedbackDialog
 
 DIALOGS: dict[str, Dialog] = {
-    d.name: d for d in (LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog())
+    d.name: d
+    for d in (
+        LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog(),
+        PatrolDialog(), ActionDialog(), FeedbackDialog(),
+    )
 }
 
 

@@ -36,6 +36,8 @@ NOTICES = {
     "resolve_on_spot.centre": N_("Case {number} ({matter}) was resolved on the spot: {result}"),
     "reopen.centre": N_("Case {number} ({matter}) was reopened by the resident: {reason}"),
     "reopen.grid_workers": N_("Case {number} ({matter}) in your grid was reopened by the resident: {reason}"),
+    "relay_feedback.centre": N_("The grid worker relayed the resident's feedback on case {number}: {note}"),
+    "relay_feedback.department": N_("The grid worker relayed the resident's feedback on case {number}: {note}"),
     "prompt.department": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.grid_workers": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),

@@ -13,7 +13,7 @@ Handler = Callable[[Context, Inbound, str], Awaitable[None]]
 
 @dataclass
 class Router:
-    """Maps commands (`/report`) and button prefixes (`menu:report`, `case:`) to handlers.
+    """Maps commands (`/report`) and pressed-button prefixes (`menu:report`, `case:`) to handlers.
 
     A handler gets the context, the message and the argument: the text after the
     command, or what follows the matched button prefix.
@@ -30,7 +30,7 @@ class Router:
 
         return register
 
-    def button(self, *prefixes: str):
+    def press(self, *prefixes: str):
         def register(handler: Handler) -> Handler:
             for prefix in prefixes:
                 self.buttons[prefix] = handler

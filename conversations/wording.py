@@ -31,6 +31,7 @@ ACTION_NAMES = {
     "resolve_on_spot": N_("Resolved on the spot by the grid worker"),
     "rate": N_("Rated by the resident"),
     "reopen": N_("Reopened after an unsatisfied rating"),
+    "relay_feedback": N_("Feedback from the resident, relayed by the grid worker"),
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
 }

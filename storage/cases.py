@@ -289,7 +289,7 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         case.result_text = None
         case.verification_outcome = None
         params["reason"] = inputs["reason"]
-    elif trigger in ("comment", "prompt"):
+    elif trigger in ("comment", "prompt", "relay_feedback"):
         params["note"] = inputs["note"]
     return params
 

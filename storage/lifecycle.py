@@ -84,6 +84,9 @@ TRANSITIONS: list[dict[str, Any]] = [
          roles=RESIDENT, needs=["rating"], notify=[]),
     dict(trigger="reopen", source=[State.closed], dest=State.accepted,
          roles=RESIDENT, needs=["reason"], notify=["centre", "grid_workers"]),
+    # A resident's feedback gathered in person by the grid worker (Art. 17).
+    dict(trigger="relay_feedback", source=ANY_STATE, dest=None,
+         roles=GRID_WORKERS, needs=["note"], notify=["centre", "department"]),
     dict(trigger="comment", source=ANY_STATE, dest=None,
          roles=OVERSEERS + CENTRE, needs=["note"], notify=[]),
     dict(trigger="prompt", source=OPEN_STATES, dest=None,

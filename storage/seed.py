@@ -134,6 +134,7 @@ async def load_people(session: AsyncSession, rows: list[dict]) -> int:
             session, "web", row["web_id"], language=row.get("language", "zh"), display_name=row["name"]
         )
         person.display_name, person.language, person.phone = row["name"], row.get("language", "zh"), row.get("phone")
+        person.language_chosen = True
         if row.get("telegram"):
             await person_for_identity(session, "telegram", str(row["telegram"]))
         held = {

@@ -266,6 +266,7 @@ ROLE_REFUSALS = [
     ("verify_fail", TO_HANDLED, ["worker_g3", "handler_urban", "resident", "centre_t2"]),
     ("resolve_on_spot", [], ["worker_g3", "centre_t1", "handler_urban", "resident"]),
     ("comment", [], ["resident", "handler_civil", "worker_g3"]),
+    ("relay_feedback", [], ["resident", "worker_g3", "handler_urban", "centre_t2"]),
     ("prompt", [], ["resident", "handler_urban", "worker_g1"]),
     ("rate", TO_HANDLED + [("worker_g1", "verify_pass", {})], ["other_resident", "worker_g1", "centre_t1"]),
 ]

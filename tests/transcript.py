@@ -68,7 +68,7 @@ class Chat:
     async def send(self, what, update_id=None) -> list[Reply]:
         if isinstance(what, Press):
             last_buttons = [d for r in self.replies for d in r.button_data()]
-            assert what.data in last_buttons or what.data.startswith(("menu:", "lang:", "case:", "rate:")), (
+            assert what.data in last_buttons or what.data.startswith(("menu:", "lang:", "case:", "rate:", "staff:", "act:")), (
                 f"no button {what.data!r} on screen: {last_buttons}"
             )
             message = Inbound.press(what.data)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from storage import cases, grids
+from storage import access, cases, grids
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
+from storage.people import active_roles
 
 from .. import text
 from ..context import Context
@@ -50,6 +51,12 @@ async def show_case(ctx: Context, number: str) -> None:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()),
                 [[ctx.button("☰ Menu", "menu:main")]])
         return
+    assignments = await active_roles(ctx.session, ctx.person.id)
+    if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
+        from .staff import staff_card
+
+        await staff_card(ctx, case, assignments, await case_card(ctx, case))
+        return
     ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
 
 
@@ -79,7 +86,8 @@ async def case_card(ctx: Context, case: Case) -> str:
                 from sqlalchemy import select
 
                 departments[code] = await ctx.session.scalar(select(Department).where(Department.code == code))
-            action = ctx.t(ACTION_NAMES["transfer"], department=departments[code].name(ctx.language) if departments[code] else code)
+            sent_to = ACTION_NAMES[event.action]
+            action = ctx.t(sent_to, department=departments[code].name(ctx.language) if departments[code] else code)
         else:
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
@@ -186,23 +194,23 @@ router = Router()
 
 
 @router.command("cases")
-@router.button("menu:cases")
+@router.press("menu:cases")
 async def open_my_cases(ctx: Context, message: Inbound, argument: str) -> None:
     await show_my_cases(ctx)
 
 
-@router.button("cases:")
+@router.press("cases:")
 async def more_cases(ctx: Context, message: Inbound, offset: str) -> None:
     await show_my_cases(ctx, int(offset) if offset.isdigit() else 0)
 
 
-@router.button("case:")
+@router.press("case:")
 async def open_case_card(ctx: Context, message: Inbound, number: str) -> None:
     await show_case(ctx, number)  # permission is checked again here, whatever the button said
 
 
 @router.command("case")
-@router.button("menu:lookup")
+@router.press("menu:lookup")
 async def look_up_case(ctx: Context, message: Inbound, argument: str) -> None:
     number = find_case_number(argument)
     if number:
@@ -211,7 +219,7 @@ async def look_up_case(ctx: Context, message: Inbound, argument: str) -> None:
         await LookupDialog().begin(ctx)
 
 
-@router.button("rate:")
+@router.press("rate:")
 async def start_rating(ctx: Context, message: Inbound, number: str) -> None:
     try:
         case = await cases.case_for_person(ctx.session, ctx.person.id, number)

@@ -107,13 +107,13 @@ router = Router()
 
 
 @router.command("grid")
-@router.button("menu:grid")
+@router.press("menu:grid")
 async def open_my_grid(ctx: Context, message: Inbound, argument: str) -> None:
     if not await show_grid(ctx, argument.strip() or None):
         await GridDialog().begin(ctx)
 
 
-@router.button("grid:choose")
+@router.press("grid:choose")
 async def choose_another_grid(ctx: Context, message: Inbound, argument: str) -> None:
     await GridDialog().begin(ctx)
 

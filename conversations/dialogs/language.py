@@ -58,12 +58,12 @@ router = Router()
 
 
 @router.command("language")
-@router.button("menu:language")
+@router.press("menu:language")
 async def change_language(ctx: Context, message: Inbound, argument: str) -> None:
     await LanguageDialog().begin(ctx, hint=ctx.language, returning=True)
 
 
-@router.button("lang:")
+@router.press("lang:")
 async def language_chosen(ctx: Context, message: Inbound, code: str) -> None:
     if code not in LANGUAGE_NAMES:
         await LanguageDialog().begin(ctx, hint=ctx.language, returning=True)

@@ -11,6 +11,8 @@ LANGUAGE_NAMES = {"zh": "中文", "bo": "བོད་ཡིག"}
 
 async def show_menu(ctx: Context) -> None:
     rows = []
+    if await _is_staff(ctx):
+        rows.append([ctx.button("🗂 Staff desk", "menu:staff")])
     if ctx.dialog_state.draft:
         rows.append([ctx.button("▶ Continue my unfinished report", "resume:report")])
     ctx.say(
@@ -22,6 +24,13 @@ async def show_menu(ctx: Context) -> None:
             [ctx.button("🌐 Language", "menu:language")],
         ],
     )
+
+
+async def _is_staff(ctx: Context) -> bool:
+    from storage.models import Role
+    from storage.people import active_roles
+
+    return any(a.role not in (Role.resident, Role.administrator) for a in await active_roles(ctx.session, ctx.person.id))
 
 
 async def show_help(ctx: Context) -> None:
@@ -48,13 +57,13 @@ router = Router()
 
 
 @router.command("menu")
-@router.button("menu:main")
+@router.press("menu:main")
 async def open_menu(ctx: Context, message: Inbound, argument: str) -> None:
     await show_menu(ctx)
 
 
 @router.command("help")
-@router.button("menu:help")
+@router.press("menu:help")
 async def open_help(ctx: Context, message: Inbound, argument: str) -> None:
     await show_help(ctx)
 

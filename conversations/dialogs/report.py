@@ -23,6 +23,7 @@ MAX_ADDRESS = 200
 MAX_PHOTOS = 3
 PAGE_SIZE = 6
 FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
+ASCII_DIGITS = str.maketrans("༠༡༢༣༤༥༦༧༨༩", "0123456789")  # Tibetan digits typed on a Tibetan keyboard
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
@@ -200,10 +201,9 @@ class ReportDialog(Dialog):
         while parent is None and len(places) == 1 and places[0].level != NodeLevel.grid:
             places = await grids.children(ctx.session, places[0].code)  # skip a level with only one choice
         rows = [[Button(p.name(ctx.language), f"place:{p.code}")] for p in places]
-        if parent is None and ctx.person.home_grid_id:
-            home = await ctx.session.get(Node, ctx.person.home_grid_id)
-            if home is not None:
-                rows.insert(0, [Button("📍 " + home.name(ctx.language), f"place:{home.code}")])
+        if parent is None:
+            for grid in reversed(await self.suggested_grids(ctx)):
+                rows.insert(0, [Button("📍 " + grid.name(ctx.language), f"place:{grid.code}")])
         if parent is None:
             text_ = ctx.t("Where is the problem? Share your location with the button below, or choose the place step by step.")
         else:
@@ -211,6 +211,11 @@ class ReportDialog(Dialog):
             text_ = ctx.t("Choose the place in {area}:", area=node.name(ctx.language) if node else "")
             rows.append([ctx.button("⬆ Up one level", "place:up")])
         ctx.say(text_, self.nav(ctx, *rows), request_location=True)
+
+    async def suggested_grids(self, ctx: Context) -> list[Node]:
+        """Grids offered first: the one the resident reported from or chose before."""
+        home = await ctx.session.get(Node, ctx.person.home_grid_id) if ctx.person.home_grid_id else None
+        return [home] if home is not None else []
 
     async def on_locate(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "location" and message.latitude is not None:
@@ -326,8 +331,8 @@ class ReportDialog(Dialog):
             ctx.data.update(phone=None, anonymous=True)
         elif message.kind == "contact" and message.phone:
             ctx.data.update(phone=_normalise_phone(message.phone), anonymous=False)
-        elif message.kind == "text" and PHONE.match(text.clean(message.text)):
-            ctx.data.update(phone=_normalise_phone(message.text), anonymous=False)
+        elif message.kind == "text" and PHONE.match(text.clean(message.text).translate(ASCII_DIGITS)):
+            ctx.data.update(phone=_normalise_phone(message.text.translate(ASCII_DIGITS)), anonymous=False)
         else:
             await self.retry(ctx, ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
             return
@@ -430,7 +435,7 @@ router = Router()
 
 
 @router.command("report")
-@router.button("menu:report")
+@router.press("menu:report")
 async def start_report(ctx: Context, message: Inbound, argument: str) -> None:
     state = ctx.dialog_state
     if state.draft and state.draft.get("dialog") == ReportDialog.name:
@@ -442,7 +447,7 @@ async def start_report(ctx: Context, message: Inbound, argument: str) -> None:
     await ReportDialog().begin(ctx)
 
 
-@router.button("resume:report")
+@router.press("resume:report")
 async def resume_report(ctx: Context, message: Inbound, argument: str) -> None:
     state = ctx.dialog_state
     if not state.draft:
@@ -453,10 +458,12 @@ async def resume_report(ctx: Context, message: Inbound, argument: str) -> None:
     state.dialog, state.state, state.data = draft["dialog"], draft["state"], dict(draft["data"])
     state.draft, state.draft_saved_at = None, None
     ctx.say(ctx.t("Welcome back. Let us continue your report where you left it."))
-    await ReportDialog().prompt(ctx)
+    from ..engine_support import DIALOGS
+
+    await DIALOGS[state.dialog].prompt(ctx)
 
 
-@router.button("resume:discard")
+@router.press("resume:discard")
 async def discard_draft(ctx: Context, message: Inbound, argument: str) -> None:
     ctx.dialog_state.draft, ctx.dialog_state.draft_saved_at = None, None
     await ReportDialog().begin(ctx)
