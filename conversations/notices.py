@@ -61,6 +61,6 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     wanted = i18n.placeholders(template)
     text = i18n.translate(language, template, **{k: params.get(k, "") for k in wanted})
     buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
-    if notification.message_key == "verify_pass.reporter":
+    if notification.message_key in ("verify_pass.reporter", "resolve_on_spot.reporter"):
         buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
     return Reply(text=text, buttons=buttons)

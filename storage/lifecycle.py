@@ -62,7 +62,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     dict(trigger="reject", source=[State.reported], dest=State.rejected,
          roles=CENTRE, needs=["reason"], notify=["reporter"]),
     dict(trigger="escalate", source=[State.reported, State.accepted], dest=State.reported,
-         roles=CENTRE, needs=["next_centre"], notify=["centre"]),
+         roles=CENTRE, notify=["centre"]),  # the store finds the next level's centre
     dict(trigger="refer_to_joint_meeting", source=[State.accepted, State.in_progress], dest=State.joint_meeting,
          roles=CENTRE, needs=["reason"], notify=["reporter", "centre"]),
     dict(trigger="transfer", source=[State.accepted, State.joint_meeting], dest=State.transferred,

@@ -59,7 +59,7 @@ def test_translations_keep_the_placeholders(language):
 
 
 def test_tibetan_translations_are_in_tibetan_script():
-    allowed = re.compile(r"\{\w+\}|LS-\d{8}-\d{4,}|/[a-z]+|LS")
+    allowed = re.compile(r"\{\w+\}|LS-\d{8}-\d{4,}|/[a-z]+|[A-Z]{4}-[A-Z]{4}-[A-Z]{4}|LS")  # codes, commands
     latin = [
         (m.id, m.string)
         for m in catalog("bo")

@@ -22,6 +22,7 @@ OTHER_CENTRE = "demo-centre-deji"  # the other township (bo)
 HANDLER = "demo-handler-urban-management"  # owns street lights (bo)
 OTHER_HANDLER = "demo-handler-civil-affairs"
 CHIEF = "demo-chief-langsai"  # grid chief of the community (zh)
+LANGUAGE = {WORKER: "zh", OTHER_WORKER: "bo", CENTRE: "zh", OTHER_CENTRE: "bo", HANDLER: "bo", OTHER_HANDLER: "bo", CHIEF: "zh"}
 
 
 def staff(engine, web_id: str, language: str) -> Chat:
@@ -197,10 +198,12 @@ ACTIONS_OUT_OF_SCOPE = [
 async def test_people_outside_their_scope_are_refused_in_the_chat(demo, trigger, who):
     engine = Engine(demo)
     _, number = await resident_report(engine, "zh")
-    outsider = staff(engine, who, "zh") if who.startswith("demo-") else await start(engine, who, "zh")
+    language = LANGUAGE.get(who, "zh")
+    known = who.startswith("demo-") or who == "resident-zh"  # demo staff, or the reporter themself
+    outsider = staff(engine, who, language) if known else await start(engine, who, language)
     await outsider.send(Press(f"act:{number}:{trigger}"))
-    assert (says("zh", outsider.replies, "No case with the number {number} was found among the cases you can see.")
-            or says("zh", outsider.replies, "This action is not possible now: {reason}")), outsider.text
+    assert (says(language, outsider.replies, "No case with the number {number} was found among the cases you can see.")
+            or says(language, outsider.replies, "This action is not possible now: {reason}")), outsider.text
     async with demo() as session:
         assert (await session.scalar(select(Case).where(Case.number == number))).state == "reported"
 
@@ -276,8 +279,14 @@ async def test_invitation_codes_are_single_use_expire_and_can_be_revoked(demo):
     await newcomer.run([("/desk", "This is for grid staff. Staff join with an invitation code: /join CODE")])
 
 
-async def test_invitation_scopes_are_checked():
-    with pytest.raises(ValueError):
-        # a grid worker cannot be scoped to a township
-        import asyncio  # noqa: F401
-        raise ValueError
+async def test_invitation_scopes_are_checked(demo):
+    async with demo.begin() as session:
+        with pytest.raises(ValueError):
+            await create_invitation(session, Role.grid_worker, node_code="5401-D1-01")  # a township, not a grid
+        with pytest.raises(ValueError):
+            await create_invitation(session, Role.department_handler, department_code="nope")
+        with pytest.raises(ValueError):
+            await create_invitation(session, Role.resident)
+        code, invitation = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
+        assert invitation.expires_at - invitation.created_at == timedelta(days=7)
+        assert code not in str(invitation.code_hash)  # only the hash is stored

@@ -284,7 +284,8 @@ async def start_action(ctx: Context, message: Inbound, argument: str) -> None:
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
     if trigger not in access.allowed_actions(ctx.person.id, assignments, case) or trigger not in ACTION_BUTTONS:
-        ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(ERROR_TEXTS["not_allowed_in_state"])))
+        moved_on = ERROR_TEXTS["not_allowed_in_state"]
+        ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(moved_on)))
         return
     await ActionDialog().begin(ctx, number=case.number, trigger=trigger)
 
