@@ -6,9 +6,13 @@ from aiohttp import web
 from sqlalchemy import text
 
 from ..runtime import Runtime
-from . import api, open311
+from . import api, chat, metrics, open311, security
+from .security import ChatLimits
 
 RUNTIME = web.AppKey("runtime", Runtime)
+# aiohttp's own cap for bodies read whole (JSON, forms) on every route. The web chat reads
+# its bodies with smaller limits of its own and streams photos (ChatLimits.photo_bytes).
+CLIENT_MAX_SIZE = 8 * 1024 * 1024
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -21,10 +25,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(runtime: Runtime) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> web.Application:
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     app[RUNTIME] = runtime
+    security.setup(app, https=(runtime.settings.public_url or "").startswith("https://"))
     app.router.add_get("/healthz", healthz)
+    metrics.setup(app, runtime)
+    chat.setup(app, runtime, chat_limits)  # also adds the WebChannel to runtime.channels
     api.setup(app, runtime)
     open311.setup(app, runtime)
     return app

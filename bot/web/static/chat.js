@@ -1,0 +1,474 @@
+// Web chat for the grid service: one more front door to the same dialogs as the Telegram bot.
+// Every text from the server or the person is shown with textContent, never parsed as HTML.
+"use strict";
+
+(function () {
+  const PREFIX = "gridbot.";
+  const MAX_LOG = 200;
+  const MAX_SEEN = 300;
+
+  const store = {
+    get(key, fallback) {
+      try {
+        const value = localStorage.getItem(PREFIX + key);
+        return value === null ? fallback : JSON.parse(value);
+      } catch (e) {
+        return fallback;
+      }
+    },
+    set(key, value) {
+      try {
+        localStorage.setItem(PREFIX + key, JSON.stringify(value));
+      } catch (e) {
+        /* private mode or full: the chat still works for this visit */
+      }
+    },
+  };
+
+  function randomHex(bytes) {
+    const array = new Uint8Array(bytes);
+    crypto.getRandomValues(array);
+    return Array.from(array, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function newMessageId() {
+    return Date.now().toString(36) + "-" + randomHex(5);
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // -- state -------------------------------------------------------------------------------
+
+  let clientId = store.get("client_id", "");
+  if (!/^[0-9a-f]{32}$/.test(clientId)) {
+    clientId = randomHex(16);
+    store.set("client_id", clientId);
+  }
+  const browserLanguage = (navigator.language || "").toLowerCase().startsWith("bo") ? "bo" : "zh";
+  const state = {
+    lang: store.get("lang", browserLanguage) === "bo" ? "bo" : "zh",
+    strings: {},
+    languages: { zh: "中文", bo: "བོད་ཡིག" },
+    limits: { photo_bytes: 10 * 1024 * 1024, text_chars: 2000 },
+    log: store.get("log", []),
+    queue: store.get("queue", []),
+    seen: store.get("seen", []),
+    busy: false,
+  };
+  const queued = new Set(state.queue.map((item) => item.id));
+  state.log.forEach((entry) => {
+    if (entry.pending && !queued.has(entry.id)) entry.pending = false;
+  });
+
+  const logBox = document.getElementById("log");
+  const form = document.getElementById("composer");
+  const textBox = document.getElementById("text");
+  const photoInput = document.getElementById("photo-input");
+
+  function save() {
+    store.set("log", state.log.filter((e) => e.who !== "note").slice(-MAX_LOG).map((e) => {
+      const copy = Object.assign({}, e);
+      delete copy.image;
+      return copy;
+    }));
+    store.set("queue", state.queue.filter((item) => !item.blob));
+    store.set("seen", state.seen.slice(-MAX_SEEN));
+    store.set("lang", state.lang);
+  }
+
+  function t(key) {
+    return state.strings[key] || "";
+  }
+
+  // -- rendering ---------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // Mostly Tibetan text gets lang="bo" so that the Tibetan font stack and taller lines apply.
+  function markLanguage(node, text) {
+    const tibetan = (text.match(/[\u0F00-\u0FFF]/g) || []).length;
+    const chinese = (text.match(/[\u3400-\u9FFF]/g) || []).length;
+    if (tibetan > chinese) node.lang = "bo";
+    else if (chinese) node.lang = "zh-Hans";
+  }
+
+  function bubble(entry, latest) {
+    const box = el("div", "msg " + entry.who);
+    if (entry.notice) box.classList.add("notice");
+    if (entry.pending) box.classList.add("pending");
+    if (entry.image) {
+      const img = el("img", "preview");
+      img.src = entry.image;
+      img.alt = "";
+      box.append(img);
+    }
+    const text = entry.who === "bot" ? entry.reply.text : entry.text;
+    if (text) {
+      const p = el("p", "text", text);
+      markLanguage(p, text);
+      box.append(p);
+    }
+    if (entry.who === "bot") addControls(box, entry.reply, latest);
+    if (entry.pending) box.append(el("div", "status", t("sending")));
+    return box;
+  }
+
+  function addControls(box, reply, latest) {
+    if (reply.buttons && reply.buttons.length) {
+      const buttons = el("div", "buttons");
+      reply.buttons.forEach((row) => {
+        const line = el("div", "row");
+        row.forEach((b) => {
+          const button = el("button", "", b.label);
+          button.type = "button";
+          button.dataset.action = b.data;
+          markLanguage(button, b.label);
+          button.addEventListener("click", () => send({ kind: "button", data: b.data }, b.label));
+          line.append(button);
+        });
+        buttons.append(line);
+      });
+      box.append(buttons);
+    }
+    if (!latest) return; // the location and phone affordances belong to the question being asked now
+    if (reply.request_location) {
+      const label = reply.location_label || t("share_location");
+      const button = el("button", "action share-location", label);
+      button.type = "button";
+      markLanguage(button, label);
+      button.addEventListener("click", shareLocation);
+      box.append(button);
+    }
+    if (reply.request_contact) {
+      const contact = el("form", "contact");
+      const input = el("input");
+      input.type = "tel";
+      input.name = "phone";
+      input.autocomplete = "tel";
+      input.inputMode = "tel";
+      input.maxLength = 32;
+      input.placeholder = t("phone_placeholder");
+      input.setAttribute("aria-label", t("phone_placeholder"));
+      const label = reply.contact_label || t("share_phone");
+      const button = el("button", "action share-phone", label);
+      button.type = "submit";
+      markLanguage(button, label);
+      contact.append(input, button);
+      contact.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const phone = input.value.trim();
+        if (phone) send({ kind: "contact", phone: phone }, phone);
+      });
+      box.append(contact);
+    }
+  }
+
+  function render() {
+    let latest = -1;
+    state.log.forEach((entry, i) => {
+      if (entry.who === "bot") latest = i;
+    });
+    logBox.replaceChildren(...state.log.map((entry, i) => bubble(entry, i === latest)));
+    logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  function remember(entry) {
+    state.log.push(entry);
+    if (state.log.length > MAX_LOG) state.log.splice(0, state.log.length - MAX_LOG);
+  }
+
+  function note(text) {
+    if (!text) return;
+    const last = state.log[state.log.length - 1];
+    if (last && last.who === "note" && last.text === text) return;
+    remember({ who: "note", text: text });
+    render();
+  }
+
+  // -- language and the page's own words -------------------------------------------------------
+
+  async function loadStrings(lang) {
+    try {
+      const res = await fetch("/chat/strings?lang=" + encodeURIComponent(lang), { cache: "no-store" });
+      if (!res.ok) return;
+      const data = await res.json();
+      if (data.lang !== state.lang) return; // switched again meanwhile
+      state.strings = data.strings;
+      state.languages = data.languages || state.languages;
+      state.limits = data.limits || state.limits;
+      applyStrings();
+    } catch (e) {
+      /* offline: keep the words we have */
+    }
+  }
+
+  function applyStrings() {
+    document.documentElement.lang = state.lang === "bo" ? "bo" : "zh-Hans";
+    if (t("title")) document.title = t("title");
+    document.querySelectorAll("[data-i18n]").forEach((node) => {
+      const text = t(node.dataset.i18n);
+      if (text) node.textContent = text;
+    });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((node) => {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    });
+    document.querySelectorAll("[data-i18n-label]").forEach((node) => {
+      const text = t(node.dataset.i18nLabel);
+      if (text) {
+        node.setAttribute("aria-label", text);
+        node.title = text;
+      }
+    });
+    document.querySelectorAll(".lang").forEach((node) => {
+      node.setAttribute("aria-pressed", String(node.dataset.lang === state.lang));
+    });
+    textBox.maxLength = state.limits.text_chars;
+    render();
+  }
+
+  function setLanguage(lang) {
+    if (lang !== "zh" && lang !== "bo") return;
+    if (lang === state.lang && t("title")) return;
+    state.lang = lang;
+    save();
+    loadStrings(lang);
+  }
+
+  // -- sending -----------------------------------------------------------------------------------
+
+  function send(message, display, options) {
+    options = options || {};
+    const id = newMessageId();
+    if (!options.hidden) {
+      remember({ who: "me", text: display || "", id: id, pending: true, image: options.image });
+    }
+    state.queue.push({ id: id, message: message, blob: options.blob });
+    save();
+    render();
+    pump();
+  }
+
+  function retryAfter(res) {
+    const seconds = Number(res.headers.get("Retry-After"));
+    return Number.isFinite(seconds) && seconds > 0 ? seconds : 2;
+  }
+
+  function request(item) {
+    const language = encodeURIComponent(navigator.language || "");
+    if (item.message.kind === "photo") {
+      const body = new FormData();
+      body.append("photo", item.blob, "photo.jpg");
+      const query = "client_id=" + clientId + "&message_id=" + encodeURIComponent(item.id) + "&language_code=" + language;
+      return fetch("/chat/photo?" + query, { method: "POST", body: body, cache: "no-store" });
+    }
+    return fetch("/chat/send", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      cache: "no-store",
+      body: JSON.stringify({
+        client_id: clientId,
+        message_id: item.id,
+        message: item.message,
+        language_code: navigator.language || null,
+      }),
+    });
+  }
+
+  function settled(item) {
+    state.queue = state.queue.filter((q) => q.id !== item.id);
+    state.log.forEach((entry) => {
+      if (entry.id === item.id) entry.pending = false;
+    });
+  }
+
+  // One message at a time, in order; a message that could not be sent is sent again with the
+  // same message id, so the server handles it once however often it arrives.
+  async function pump() {
+    if (state.busy) return;
+    state.busy = true;
+    let failures = 0;
+    try {
+      while (state.queue.length) {
+        const item = state.queue[0];
+        let res;
+        try {
+          res = await request(item);
+        } catch (e) {
+          res = null;
+        }
+        if (!res || res.status >= 500) {
+          failures += 1;
+          if (failures === 1) note(t("send_failed"));
+          await sleep(Math.min(30000, 1000 * 2 ** Math.min(failures, 5)));
+          continue;
+        }
+        failures = 0;
+        if (res.status === 429) {
+          note(t("rate_limited"));
+          await sleep(retryAfter(res) * 1000);
+          continue;
+        }
+        settled(item);
+        if (!res.ok) {
+          if (res.status === 413 && item.message.kind === "photo") note(t("photo_too_large"));
+          else if (res.status === 415 || (item.message.kind === "photo" && res.status === 400)) note(t("photo_unreadable"));
+          save();
+          render();
+          continue;
+        }
+        receive(await res.json());
+      }
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  function receive(answer) {
+    (answer.replies || []).forEach((reply) => remember({ who: "bot", reply: reply }));
+    save();
+    if (answer.language_chosen && answer.language !== state.lang) setLanguage(answer.language);
+    render();
+  }
+
+  // -- notifications -------------------------------------------------------------------------------
+
+  function deliver(message) {
+    if (!message || state.seen.includes(message.id)) return;
+    state.seen.push(message.id);
+    remember({ who: "bot", reply: message.reply, notice: true });
+    save();
+    render();
+  }
+
+  async function fetchInbox() {
+    try {
+      const res = await fetch("/chat/inbox?client_id=" + clientId, { cache: "no-store" });
+      if (!res.ok) return;
+      const data = await res.json();
+      (data.messages || []).forEach(deliver);
+    } catch (e) {
+      /* offline: the next try brings them */
+    }
+  }
+
+  function listen() {
+    if (!window.EventSource) {
+      setInterval(fetchInbox, 30000);
+      return;
+    }
+    const events = new EventSource("/chat/events?client_id=" + clientId);
+    events.addEventListener("message", (event) => {
+      try {
+        deliver(JSON.parse(event.data));
+      } catch (e) {
+        /* ignore a malformed event */
+      }
+    });
+  }
+
+  // -- location, photos, text -------------------------------------------------------------------
+
+  function shareLocation() {
+    if (!navigator.geolocation) {
+      note(t("location_failed"));
+      return;
+    }
+    navigator.geolocation.getCurrentPosition(
+      (position) => send(
+        { kind: "location", latitude: position.coords.latitude, longitude: position.coords.longitude },
+        t("my_location"),
+      ),
+      () => note(t("location_failed")),
+      { enableHighAccuracy: true, timeout: 20000, maximumAge: 60000 },
+    );
+  }
+
+  // Large camera pictures are scaled down in the browser before upload (long side 2560 px).
+  async function shrink(file) {
+    if (file.size <= 2.5 * 1024 * 1024 || !window.createImageBitmap) return file;
+    try {
+      const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+      const scale = Math.min(1, 2560 / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+      return blob && blob.size < file.size ? blob : file;
+    } catch (e) {
+      return file;
+    }
+  }
+
+  document.getElementById("attach").addEventListener("click", () => photoInput.click());
+  photoInput.addEventListener("change", async () => {
+    const file = photoInput.files && photoInput.files[0];
+    photoInput.value = "";
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      note(t("photo_unreadable"));
+      return;
+    }
+    const blob = await shrink(file);
+    if (blob.size > state.limits.photo_bytes) {
+      note(t("photo_too_large"));
+      return;
+    }
+    send({ kind: "photo" }, t("my_photo"), { blob: blob, image: URL.createObjectURL(blob) });
+  });
+
+  function autosize() {
+    textBox.style.height = "auto";
+    textBox.style.height = Math.min(textBox.scrollHeight, 140) + "px";
+  }
+
+  function submitText() {
+    const text = textBox.value.trim();
+    if (!text) return;
+    send({ kind: "text", text: text }, text);
+    textBox.value = "";
+    autosize();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitText();
+  });
+  textBox.addEventListener("input", autosize);
+  textBox.addEventListener("keydown", (event) => {
+    // Enter sends; Shift+Enter is a new line; Enter while an input method composes Chinese is not a send.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      submitText();
+    }
+  });
+
+  document.getElementById("menu").addEventListener("click", () => send({ kind: "button", data: "menu:main" }, t("menu")));
+  document.querySelectorAll(".lang").forEach((button) => {
+    button.addEventListener("click", () => {
+      const lang = button.dataset.lang;
+      setLanguage(lang);
+      send({ kind: "button", data: "lang:" + lang }, state.languages[lang] || button.textContent);
+    });
+  });
+  window.addEventListener("online", pump);
+
+  // -- start -----------------------------------------------------------------------------------
+
+  const params = new URLSearchParams(location.search);
+  const grid = params.get("grid");
+  const gridCode = grid && /^[A-Za-z0-9_-]{1,32}$/.test(grid) ? grid : "";
+  if (grid !== null) history.replaceState(null, "", location.pathname); // a reload does not open it again
+  if (gridCode || (!state.log.length && !state.queue.length)) {
+    send({ kind: "text", text: "/start" + (gridCode ? " grid_" + gridCode : "") }, "", { hidden: true });
+  }
+  loadStrings(state.lang);
+  render();
+  pump();
+  fetchInbox().then(listen);
+})();
