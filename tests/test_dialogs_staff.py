@@ -13,7 +13,7 @@ from storage.models import Case, CaseView, Invitation, Notification, Person, Rol
 from storage.staff import create_invitation
 from storage.timeutil import utcnow
 from tests.test_dialogs_resident import CASE_NUMBER, GRID_POINT, STREET_LIGHT, case_number_in, report_transcript, start
-from tests.transcript import Chat, Location, Press, says
+from tests.transcript import Chat, Location, Photo, Press, says
 
 WORKER = "demo-worker-g01"  # grid worker of 5401-D1-01-01-G01 (zh)
 OTHER_WORKER = "demo-worker-g02"  # another grid (bo)
@@ -115,7 +115,9 @@ async def test_full_flow_accept_transfer_handle_verify_close_with_notices_in_eac
         (Press(f"act:{number}:start_handling"), "Done. Case {number} is now: {state}"),
         (Press(f"case:{number}"), lambda c: f"act:{number}:submit_result" in c.buttons()),
         (Press(f"act:{number}:submit_result"), "Please describe the result: what was done."),
-        ("གློག་སྒྲོན་གསར་པ་བཙུགས་ཟིན།", "Done. Case {number} is now: {state}"),
+        ("གློག་སྒྲོན་གསར་པ་བཙུགས་ཟིན།", "You may send up to {limit} photos, then press Done."),
+        (Photo("result-photo"), "Photo {count} received. Send another, or press Done."),
+        (Press("input:done"), "Done. Case {number} is now: {state}"),
     ])
     keys = [n.message_key for n in await notices_for(demo, WORKER)]
     assert "submit_result.grid_workers" in keys
@@ -124,6 +126,11 @@ async def test_full_flow_accept_transfer_handle_verify_close_with_notices_in_eac
         (Press(f"case:{number}"), ["To be checked on site by: {time}", lambda c: f"act:{number}:verify_pass" in c.buttons()]),
         (Press(f"act:{number}:verify_pass"), "Done. Case {number} is now: {state}"),
     ])
+    async with demo() as session:
+        from storage.models import Attachment
+
+        photos = list(await session.scalars(select(Attachment).join(Case).where(Case.number == number)))
+        assert [p.platform_file_id for p in photos] == ["photo-1", "result-photo"]
     resident_keys = [n.message_key for n in await notices_for(demo, "resident-bo")]
     assert resident_keys == ["accept.reporter", "transfer.reporter", "start_handling.reporter",
                              "submit_result.reporter", "verify_pass.reporter"]
@@ -142,10 +149,12 @@ async def test_verification_failure_returns_the_case_to_the_department(demo):
     _, number = await resident_report(engine, "zh")
     centre, handler, worker = staff(engine, CENTRE, "zh"), staff(engine, HANDLER, "bo"), staff(engine, WORKER, "zh")
     await centre.run([(Press(f"act:{number}:accept"), []), (Press(f"act:{number}:transfer"), []), (Press("input:urban_management"), [])])
-    await handler.run([(Press(f"act:{number}:start_handling"), []), (Press(f"act:{number}:submit_result"), []), ("已修", [])])
+    await handler.run([(Press(f"act:{number}:start_handling"), []), (Press(f"act:{number}:submit_result"), []), ("已修", []),
+                       (Press("input:done"), [])])
     await worker.run([
         (Press(f"act:{number}:verify_fail"), "Please give the reason."),
-        ("灯还是不亮", "Done. Case {number} is now: {state}"),
+        ("灯还是不亮", "You may send up to {limit} photos, then press Done."),
+        (Press("input:done"), "Done. Case {number} is now: {state}"),
     ])
     assert (await notices_for(demo, HANDLER))[-1].message_key == "verify_fail.department"
     async with demo() as session:

@@ -55,6 +55,8 @@ REJECT_REASONS = {
     "insufficient": N_("Insufficient information"),
 }
 EXTENSIONS = (24, 48, 72, 168)
+PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
+MAX_PHOTOS = 3
 
 
 def staff_roles(assignments: list[RoleAssignment]) -> list[RoleAssignment]:
@@ -134,7 +136,9 @@ class ActionDialog(Dialog):
 
     async def begin(self, ctx: Context, **data) -> None:
         needs = list(BY_TRIGGER[data["trigger"]].get("needs", []))
-        await super().begin(ctx, pending=needs, inputs={}, **data)  # fires at once when nothing is needed
+        if data["trigger"] in PHOTO_ACTIONS:
+            needs.append("photos")
+        await super().begin(ctx, pending=needs, inputs={}, photos=[], **data)  # fires at once when nothing is needed
 
     async def prompt_collect(self, ctx: Context) -> None:
         if not ctx.data["pending"]:
@@ -153,6 +157,9 @@ class ActionDialog(Dialog):
         elif need == "hours":
             rows = [[Button(i18n.duration(ctx.language, timedelta(hours=h)), f"input:{h}")] for h in EXTENSIONS]
             ctx.say(title + ctx.t(QUESTIONS[need]), rows + [cancel])
+        elif need == "photos":
+            ctx.say(title + ctx.t("You may send up to {limit} photos, then press Done.", limit=i18n.number(ctx.language, MAX_PHOTOS)),
+                    [[ctx.button("Done", "input:done")], cancel])
         elif need == "reason" and ctx.data["trigger"] == "reject":
             rows = [[Button(ctx.t(label), f"input:{key}")] for key, label in REJECT_REASONS.items()]
             ctx.say(title + ctx.t("Choose the reason, or type it."), rows + [cancel])
@@ -162,6 +169,9 @@ class ActionDialog(Dialog):
     async def on_collect(self, ctx: Context, message: Inbound) -> None:
         need = ctx.data["pending"][0]
         value = None
+        if need == "photos":
+            await self.collect_photo(ctx, message)
+            return
         if message.kind == "button" and message.data.startswith("input:"):
             choice = message.data.removeprefix("input:")
             if need == "reason" and choice in REJECT_REASONS:
@@ -200,12 +210,31 @@ class ActionDialog(Dialog):
         ctx.touch()
         await self.prompt_collect(ctx)
 
+    async def collect_photo(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "photo" and len(ctx.data["photos"]) < MAX_PHOTOS:
+            ctx.data["photos"].append({"platform": ctx.platform, "platform_file_id": message.photo_file_id,
+                                       "stored_path": message.photo_path, "sha256": message.photo_sha256,
+                                       "size": message.photo_size})
+            ctx.touch()
+            if len(ctx.data["photos"]) < MAX_PHOTOS:
+                ctx.say(ctx.t("Photo {count} received. Send another, or press Done.",
+                              count=i18n.number(ctx.language, len(ctx.data["photos"]))),
+                        [[ctx.button("Done", "input:done")]])
+                return
+        elif not (message.kind == "button" and message.data == "input:done"):
+            await self.prompt_collect(ctx)
+            return
+        ctx.data["pending"] = ctx.data["pending"][1:]
+        ctx.touch()
+        await self.prompt_collect(ctx)
+
     async def fire(self, ctx: Context) -> None:
         number, trigger, inputs = ctx.data["number"], ctx.data["trigger"], dict(ctx.data["inputs"])
+        photos = [cases.Photo(**p) for p in ctx.data.get("photos", [])]
         finish(ctx)
         try:
             async with ctx.session.begin_nested():
-                case = await cases.act(ctx.session, number, ctx.person.id, trigger, now=ctx.now, **inputs)
+                case = await cases.act(ctx.session, number, ctx.person.id, trigger, now=ctx.now, photos=photos, **inputs)
         except CaseNotFound:
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
             return
