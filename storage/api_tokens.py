@@ -39,7 +39,7 @@ async def find_person(session: AsyncSession, ref: str | int) -> Person:
     identity = await session.scalar(select(Identity).where(Identity.platform == "web", Identity.external_id == text))
     if identity is not None:
         return await session.get_one(Person, identity.person_id)
-    if text.isdigit():
+    if text.isdecimal():
         person = await session.get(Person, int(text))
         if person is not None:
             return person

@@ -1,3 +1,107 @@
-"""`gridbot token …` commands for the case API are added here."""
+"""`gridbot token …`: per-account tokens for the case API and Open311 (`api_key`).
 
-COMMANDS: list = []
+    gridbot token create --person demo-centre-gesang --name "district dashboard"
+    gridbot token list [--person WEB_ID_OR_ID]
+    gridbot token revoke TOKEN_ID            # or: --person WEB_ID_OR_ID (all of their tokens)
+
+The token is printed once, alone on standard output; only its SHA-256 hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from storage import api_tokens
+from storage.db import make_engine, make_sessionmaker, writing
+from storage.timeutil import local
+
+
+async def _in_transaction(func, *args):
+    engine = make_engine()
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await writing(session)
+            return await func(session, *args)
+    finally:
+        await engine.dispose()
+
+
+def _prepare() -> None:
+    """Upgrade the schema (and load the demo district into an empty database, as `gridbot run` does)."""
+    from bot.cli import prepare_database
+
+    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the token alone
+        prepare_database()
+
+
+async def _create(session, person_ref: str, name: str):
+    person = await api_tokens.find_person(session, person_ref)
+    token, secret = await api_tokens.create_token(session, person.id, name)
+    return person, token, secret
+
+
+async def _revoke(session, token_id: int | None, person_ref: str | None) -> int:
+    if person_ref is not None:
+        person = await api_tokens.find_person(session, person_ref)
+        return await api_tokens.revoke(session, person_id=person.id)
+    return await api_tokens.revoke(session, token_id=token_id)
+
+
+async def _list(session, person_ref: str | None):
+    person_id = (await api_tokens.find_person(session, person_ref)).id if person_ref else None
+    return await api_tokens.list_tokens(session, person_id)
+
+
+def _when(moment) -> str:
+    return local(moment).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def cmd_token(args) -> int:
+    _prepare()
+    try:
+        if args.action == "create":
+            person, token, secret = asyncio.run(_in_transaction(_create, args.person, args.name or ""))
+            print(f"token {token.id} for person {person.id} ({person.display_name or '-'}); "
+                  "it is shown only now, keep it safe:", file=sys.stderr)
+            print(secret)
+        elif args.action == "revoke":
+            if (args.token_id is None) == (args.person is None):
+                print("give a TOKEN_ID or --person", file=sys.stderr)
+                return 2
+            count = asyncio.run(_in_transaction(_revoke, args.token_id, args.person))
+            print(f"revoked {count} token(s)")
+        else:
+            tokens = asyncio.run(_in_transaction(_list, args.person))
+            print(f"{'id':>4}  {'person':>6}  {'created':16}  {'last used':16}  {'revoked':16}  name")
+            for t in tokens:
+                print(f"{t.id:>4}  {t.person_id:>6}  {_when(t.created_at):16}  {_when(t.last_used_at):16}  "
+                      f"{_when(t.revoked_at):16}  {t.name}")
+    except api_tokens.TokenError as exc:
+        print(f"gridbot token: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_token_command(subparsers) -> None:
+    token = subparsers.add_parser(
+        "token", help="API tokens for the case API and Open311",
+        description="Per-account tokens for the case API (Authorization: Bearer) and Open311 (api_key).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
+    )
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token for a person; it is printed once")
+    create.add_argument("--person", required=True, metavar="WEB_ID_OR_ID", help="web-chat id (e.g. demo-centre-gesang) or person id")
+    create.add_argument("--name", default="", help="what the token is for")
+    revoke = actions.add_parser("revoke", help="revoke a token by id, or all tokens of a person")
+    revoke.add_argument("token_id", nargs="?", type=int, metavar="TOKEN_ID")
+    revoke.add_argument("--person", metavar="WEB_ID_OR_ID")
+    listing = actions.add_parser("list", help="tokens (never their secrets)")
+    listing.add_argument("--person", metavar="WEB_ID_OR_ID")
+    token.set_defaults(func=cmd_token)
+
+
+COMMANDS: list = [add_token_command]
