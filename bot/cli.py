@@ -6,22 +6,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from pathlib import Path
 
 from storage import migrate
-from storage.db import database_url, make_engine, make_sessionmaker, sqlite_path, writing
+from storage.db import database_url, run_in_transaction, sqlite_path
 from storage.seed import MATTERS_FILE, is_empty, load_demo, load_matters, read_yaml
 
 
 def _session_scope(func):
     async def wrapper(*args):
-        engine = make_engine()
-        try:
-            async with make_sessionmaker(engine).begin() as session:
-                await writing(session)
-                return await func(session, *args)
-        finally:
-            await engine.dispose()
+        return await run_in_transaction(func, *args)
 
     return wrapper
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from storage.db import make_engine, make_sessionmaker, writing
+from storage.db import run_in_transaction
 from storage.models import Role
 from storage.staff import create_invitation, find_person, revoke_staff
 from storage.timeutil import local
 
 
-async def _in_transaction(work):
-    engine = make_engine()
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            await writing(session)
-            return await work(session)
-    finally:
-        await engine.dispose()
+_in_transaction = run_in_transaction
 
 
 def cmd_invite(args) -> int:

@@ -69,3 +69,14 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url.split("///", 1)[-1]
     return None if path in ("", ":memory:") else Path(path)
+
+
+async def run_in_transaction(work, *args, url: str | None = None):
+    """For command-line tools: `await work(session, *args)` in one write transaction on a fresh engine."""
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await writing(session)
+            return await work(session, *args)
+    finally:
+        await engine.dispose()

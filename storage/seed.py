@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Department, GridKind, Matter, MatterChange, Node, NodeLevel, Person, Role, RoleAssignment
+from .models import Department, GridKind, Matter, MatterChange, Node, NodeLevel, Role, RoleAssignment
 from .people import grant_role, person_for_identity
 from .timeutil import utcnow
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from conversations.engine import Engine
 from conversations.i18n import translate
-from storage.models import Attachment, Case, DialogState
+from storage.models import Attachment, Case
 from storage.timeutil import utcnow
 from tests.transcript import Chat, Contact, Location, Photo, Press, says
 

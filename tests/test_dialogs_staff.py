@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from conversations import notices
 from conversations.engine import Engine
-from storage.models import Case, CaseView, Invitation, Notification, Person, Role
+from storage.models import Case, CaseView, Notification, Role
 from storage.staff import create_invitation
 from storage.timeutil import utcnow
-from tests.test_dialogs_resident import CASE_NUMBER, GRID_POINT, STREET_LIGHT, case_number_in, report_transcript, start
-from tests.transcript import Chat, Location, Photo, Press, says
+from tests.test_dialogs_resident import STREET_LIGHT, case_number_in, report_transcript, start
+from tests.transcript import Chat, Photo, Press, says
 
 WORKER = "demo-worker-g01"  # grid worker of 5401-D1-01-01-G01 (zh)
 OTHER_WORKER = "demo-worker-g02"  # another grid (bo)

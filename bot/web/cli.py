@@ -15,18 +15,11 @@ import contextlib
 import sys
 
 from storage import api_tokens
-from storage.db import make_engine, make_sessionmaker, writing
+from storage.db import run_in_transaction
 from storage.timeutil import local
 
 
-async def _in_transaction(func, *args):
-    engine = make_engine()
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            await writing(session)
-            return await func(session, *args)
-    finally:
-        await engine.dispose()
+_in_transaction = run_in_transaction
 
 
 def _prepare() -> None:

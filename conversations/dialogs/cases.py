@@ -108,10 +108,9 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     return rows
 
 
-class LookupDialog(Dialog):
-    """Look up a case by its number."""
+class AskCaseNumberDialog(Dialog):
+    """Asks for a case number; subclasses say what to do with it in `with_number`."""
 
-    name = "lookup"
     STATES = ["ask_number"]
     TRANSITIONS: list = []
 
@@ -125,6 +124,18 @@ class LookupDialog(Dialog):
                     [[ctx.button("✖ Cancel", CANCEL)]])
             return
         finish(ctx)
+        await self.with_number(ctx, number)
+
+    async def with_number(self, ctx: Context, number: str) -> None:
+        raise NotImplementedError
+
+
+class LookupDialog(AskCaseNumberDialog):
+    """Look up a case by its number."""
+
+    name = "lookup"
+
+    async def with_number(self, ctx: Context, number: str) -> None:
         await show_case(ctx, number)
 
 

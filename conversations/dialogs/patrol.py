@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from storage import cases, grids, lifecycle
-from storage.cases import Photo
+from storage import cases, lifecycle
 from storage.lifecycle import CaseError
 from storage.models import CaseSource, Node
 from storage.people import active_roles
 
 from .. import text
 from ..context import Context
-from ..dialog import BACK, CANCEL, finish
+from ..dialog import finish
 from ..protocol import Inbound
 from ..router import Router
-from .report import MAX_DESCRIPTION, ReportDialog
+from .report import MAX_DESCRIPTION, ReportDialog, draft_fields
 
 MAX_RESIDENTS = 300
 
@@ -88,19 +87,8 @@ class PatrolDialog(ReportDialog):
         try:
             async with ctx.session.begin_nested():
                 case = await cases.open_case(
-                    ctx.session,
-                    reporter_id=ctx.person.id,
-                    source=CaseSource.worker_patrol,
-                    matter_code=data["matter"],
-                    description=data["description"],
-                    language=data.get("description_language", ctx.language),
-                    grid_code=data["grid"],
-                    latitude=data.get("latitude"),
-                    longitude=data.get("longitude"),
-                    address=data.get("address"),
-                    concerned_residents=data.get("residents"),
-                    photos=[Photo(**p) for p in data.get("photos", [])],
-                    now=ctx.now,
+                    ctx.session, **draft_fields(ctx),
+                    source=CaseSource.worker_patrol, concerned_residents=data.get("residents"),
                 )
                 if result is not None:
                     case = await cases.act(ctx.session, case.id, ctx.person.id, "resolve_on_spot", result=result, now=ctx.now)

@@ -386,19 +386,8 @@ class ReportDialog(Dialog):
         try:
             async with ctx.session.begin_nested():
                 case = await cases.open_case(
-                    ctx.session,
-                    reporter_id=ctx.person.id,
-                    matter_code=data["matter"],
-                    description=data["description"],
-                    language=data.get("description_language", ctx.language),
-                    grid_code=data["grid"],
-                    latitude=data.get("latitude"),
-                    longitude=data.get("longitude"),
-                    address=data.get("address"),
-                    contact_phone=data.get("phone"),
-                    anonymous=bool(data.get("anonymous")),
-                    photos=[Photo(**p) for p in data.get("photos", [])],
-                    now=ctx.now,
+                    ctx.session, **draft_fields(ctx),
+                    contact_phone=data.get("phone"), anonymous=bool(data.get("anonymous")),
                 )
         except MatterNotPublished:
             ctx.say(ctx.t("This kind of problem is no longer on the published list. Please choose another."))
@@ -424,6 +413,23 @@ class ReportDialog(Dialog):
             )
         )
         await show_menu(ctx)
+
+
+def draft_fields(ctx: Context) -> dict:
+    """The answers collected so far, as `storage.cases.open_case` takes them."""
+    data = ctx.data
+    return dict(
+        reporter_id=ctx.person.id,
+        matter_code=data["matter"],
+        description=data["description"],
+        language=data.get("description_language", ctx.language),
+        grid_code=data["grid"],
+        latitude=data.get("latitude"),
+        longitude=data.get("longitude"),
+        address=data.get("address"),
+        photos=[Photo(**p) for p in data.get("photos", [])],
+        now=ctx.now,
+    )
 
 
 def _normalise_phone(raw: str) -> str:

@@ -19,6 +19,7 @@ from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import ROLE_NAMES, STATE_NAMES
+from .cases import AskCaseNumberDialog, find_case_number
 from .menu import show_menu
 
 MAX_NOTE = 1000
@@ -188,8 +189,6 @@ class ActionDialog(Dialog):
         elif message.kind == "text" and need in ("reason", "result", "note"):
             typed = text.clean(message.text)
             if ctx.data.get("awaiting_duplicate"):
-                from .cases import find_case_number
-
                 number = find_case_number(typed)
                 if number is None:
                     ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."))
@@ -319,21 +318,10 @@ async def start_action(ctx: Context, message: Inbound, argument: str) -> None:
     await ActionDialog().begin(ctx, number=case.number, trigger=trigger)
 
 
-class FeedbackDialog(Dialog):
+class FeedbackDialog(AskCaseNumberDialog):
     """A grid worker records a resident's feedback, gathered in person, against a case."""
 
     name = "feedback"
-    STATES = ["ask_number"]
-    TRANSITIONS: list = []
 
-    async def prompt_ask_number(self, ctx: Context) -> None:
-        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
-
-    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
-        from .cases import find_case_number
-
-        number = find_case_number(text.clean(message.text)) if message.kind == "text" else None
-        if number is None:
-            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."))
-            return
+    async def with_number(self, ctx: Context, number: str) -> None:
         await start_action(ctx, Inbound.press(f"act:{number}:relay_feedback"), f"{number}:relay_feedback")
