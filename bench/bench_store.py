@@ -611,6 +611,7 @@ async def database_facts(engine, url: str) -> dict:
 
 async def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
+    load_start = [round(x, 2) for x in os.getloadavg()]
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     try:
@@ -647,7 +648,9 @@ async def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict:
         "url": make_url(url).render_as_string(hide_password=True),
         "when": utcnow().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlalchemy": sqlalchemy.__version__,
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # other work on the machine skews every number: 1/5/15-minute load averages
+                    "load_avg_start": load_start, "load_avg_end": [round(x, 2) for x in os.getloadavg()]},
         "params": {k: v for k, v in vars(args).items() if k not in ("backend", "pg_url", "sqlite_path")},
         "store_path": {**store, "note": "CaseStore.open_case: open_case in its own write transaction, with 1 case "
                        "event and the outbox rows; sequential; measured with the bulk rows already present"},

@@ -160,15 +160,15 @@ async def open_case(
         created_at=now,
         updated_at=now,
     )
+    case.matter, case.grid, case.centre_node, case.department, case.attachments = matter, grid, centre, None, []
     session.add(case)
     await session.flush()
     role = Role.grid_worker if source == CaseSource.worker_patrol else Role.resident
     event = await _record(session, case, reporter_id, role.value, "report", None, State.reported, None, {}, now)
     for photo in photos:
-        session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
+        case.attachments.append(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
     await _notify(session, case, event, reporter_id, ["centre", "grid_workers"], {})
     await session.flush()
-    await session.refresh(case, ["attachments", "matter", "grid", "centre_node", "department", "reporter"])
     return case
 
 

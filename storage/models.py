@@ -197,10 +197,11 @@ class Person(Base):
     language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="selectin")
+    # Not loaded with the person: read them with storage.people when needed.
+    identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="person",
-        lazy="selectin",
+        lazy="raise",
         primaryjoin="and_(Person.id == RoleAssignment.person_id, RoleAssignment.revoked_at.is_(None))",
         viewonly=True,
     )
@@ -257,6 +258,7 @@ class Case(Base):
         Index("ix_cases_state_centre", "state", "centre_node_id"),
         Index("ix_cases_department_state", "department_id", "state"),
         Index("ix_cases_grid_state", "grid_id", "state"),
+        Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -295,7 +297,7 @@ class Case(Base):
     grid: Mapped[Node] = relationship(foreign_keys=[grid_id], lazy="joined")
     centre_node: Mapped[Node] = relationship(foreign_keys=[centre_node_id], lazy="joined")
     department: Mapped[Department | None] = relationship(lazy="joined")
-    reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="joined")
+    reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="raise")
     attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
 
 
