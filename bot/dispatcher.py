@@ -84,13 +84,12 @@ class Dispatcher:
             notification = await session.get(Notification, notification_id)
             person = await session.get(Person, notification.recipient_id)
             identity = await self._identity(session, person.id)
-            if identity is None:
-                async with session.begin():
-                    await writing(session)
-                    await outbox.mark_failed(session, notification_id, self.worker, "no reachable platform identity")
-                return
-            reply = await notices.render(session, person.language, notification)
-            identity_id, platform, chat_id = identity.id, identity.platform, identity.chat_id or identity.external_id
+            if identity is not None:
+                reply = await notices.render(session, person.language, notification)
+                identity_id, platform, chat_id = identity.id, identity.platform, identity.chat_id or identity.external_id
+        if identity is None:
+            await self._record(outbox.mark_failed, notification_id, self.worker, "no reachable platform identity")
+            return
         try:
             await self.limiter.wait(f"{platform}:{chat_id}")
             await self.channels[platform].send(chat_id, reply)

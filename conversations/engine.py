@@ -28,7 +28,7 @@ from .dialog import finish
 from .dialogs import cases, grid, language, menu, patrol, report, staff
 from .engine_support import DIALOGS
 from .i18n import language_from_platform
-from .protocol import Inbound, Reply
+from .protocol import Inbound
 from .router import Router
 from .text import clean
 
@@ -37,6 +37,14 @@ log = logging.getLogger("gridbot.engine")
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
+
+
+class Replies(list):
+    """The replies to show, and where the person's dialog now stands (for the adapters' logs)."""
+
+    dialog: str | None = None
+    state: str | None = None
+    person_id: int | None = None
 
 
 @dataclass
@@ -66,8 +74,8 @@ class Engine:
         for router in FEATURE_ROUTERS + list(routers or []):
             self.router.include(router)
 
-    async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> list[Reply]:
-        """Process one message; returns the replies to show. A repeated `update_id` returns []."""
+    async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> Replies:
+        """Process one message; returns the replies to show. A repeated `update_id` returns no replies."""
         started = time.perf_counter()
         for attempt in range(3):
             try:
@@ -75,7 +83,7 @@ class Engine:
                     await writing(session)
                     if update_id is not None and not await _first_time(session, sender.platform, str(update_id)):
                         log.info("update %s ignored: already processed", update_id)
-                        return []
+                        return Replies()
                     ctx = await self._context(session, sender)
                     await self._dispatch(ctx, message)
                     ctx.dialog_state.updated_at = ctx.now
@@ -86,13 +94,16 @@ class Engine:
                     update_id, ctx.person.id, message.kind, ctx.dialog_state.dialog, ctx.dialog_state.state,
                     (time.perf_counter() - started) * 1000,
                 )
-                return ctx.replies
+                replies = Replies(ctx.replies)
+                replies.dialog, replies.state = ctx.dialog_state.dialog, ctx.dialog_state.state
+                replies.person_id = ctx.person.id
+                return replies
             except (StaleDataError, IntegrityError):
                 # Two messages of one person at once, or one update on two instances:
                 # go again, and the update-id check decides which one was first.
                 if attempt == 2:
                     raise
-        return []
+        return Replies()
 
     async def _context(self, session: AsyncSession, sender: Sender) -> Context:
         hint = language_from_platform(sender.language_code)

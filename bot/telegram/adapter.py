@@ -1,0 +1,395 @@
+"""`TelegramFrontDoor`: the python-telegram-bot v22 `Application` that carries the dialogs.
+
+Modes
+* polling (no TELEGRAM_WEBHOOK_URL): PTB's Updater long-polls getUpdates
+  (`poll_interval` from TELEGRAM_POLL_INTERVAL). One instance only: Telegram answers
+  a second poller with 409 Conflict.
+* webhook (TELEGRAM_WEBHOOK_URL set): no Updater; a POST route on the project's
+  aiohttp app (the path of the webhook URL) checks the `X-Telegram-Bot-Api-Secret-Token`
+  header against TELEGRAM_WEBHOOK_SECRET (403 when it differs), parses the update and
+  processes it. It answers 200 as soon as the update is processed, and after at most
+  `ack_wait` seconds in any case, so Telegram never times out; a crash before the
+  answer makes Telegram deliver the update again, and the engine's update-id table
+  (written in the same transaction as the update's effects) ignores the repeat.
+  Several instances behind one URL share one PostgreSQL: dialog state is read from
+  the database on every update, nothing about a conversation lives in memory.
+
+Updates of one person are processed one after the other, in arrival order, those of
+different people concurrently (`PerPersonUpdateProcessor`).
+
+Optional Bot API calls (setMyCommands, setWebhook, getFile) that fail are logged and
+the bot carries on. Logs carry ids, dialog and state names and timings, never the
+text people type, their phone numbers or names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import Bot, BotCommand, Update
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
+
+from conversations.engine import Sender
+from conversations.i18n import N_, translate
+from conversations.protocol import Inbound
+
+from ..runtime import Runtime
+from . import handlers, render
+from .channel import TelegramChannel
+
+log = logging.getLogger("gridbot.telegram")
+
+PLATFORM = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
+ALLOWED_UPDATES = ["message", "callback_query"]
+LONG_POLL_SECONDS = 10  # getUpdates timeout against the real Bot API
+
+# The command menu, per language. Descriptions are translated from the catalogs.
+COMMANDS = [
+    ("start", N_("Start and show the menu")),
+    ("report", N_("Report a problem")),
+    ("cases", N_("My cases")),
+    ("grid", N_("My grid and its workers")),
+    ("language", N_("Change the language")),
+    ("help", N_("Help")),
+    ("cancel", N_("Cancel what I am doing")),
+]
+
+
+def file_base_url(base_url: str) -> str:
+    """The file download base that goes with a Bot API base URL:
+    http://host:9000/bot → http://host:9000/file/bot (as api.telegram.org/bot → api.telegram.org/file/bot)."""
+    head, _, last = base_url.rstrip("/").rpartition("/")
+    return f"{head}/file/{last}"
+
+
+def webhook_path(url: str) -> str:
+    return urlsplit(url).path or DEFAULT_WEBHOOK_PATH
+
+
+def command_menu(language: str) -> list[BotCommand]:
+    """Commands with descriptions in `language`; a Tibetan entry not yet translated falls back to Chinese."""
+    menu = []
+    for command, msgid in COMMANDS:
+        text = translate(language, msgid)
+        if text == msgid and language != "zh":
+            text = translate("zh", msgid)
+        menu.append(BotCommand(command, text[:256]))
+    return menu
+
+
+def _exception_summary(exc: BaseException) -> str:
+    """Type and stack of an exception, without its message: messages of database errors
+    can quote the parameters, i.e. what people typed."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    return f"Traceback (most recent call last):\n{stack}{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+class PerPersonUpdateProcessor(BaseUpdateProcessor):
+    """One person's updates in arrival order, different people's concurrently (at most `active` at once)."""
+
+    def __init__(self, active: int = 32):
+        super().__init__(max_concurrent_updates=4096)  # waiting updates hold nothing but memory
+        self.active = active
+        self._slots = asyncio.Semaphore(active)
+        self._locks: dict[Any, asyncio.Lock] = {}
+        self._pending: Counter = Counter()
+
+    @staticmethod
+    def key(update: object) -> Any:
+        if isinstance(update, Update):
+            if update.effective_user is not None:
+                return ("user", update.effective_user.id)
+            if update.effective_chat is not None:
+                return ("chat", update.effective_chat.id)
+        return None
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = self.key(update)
+        if key is None:
+            async with self._slots:
+                await coroutine
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._pending[key] += 1
+        try:
+            async with lock, self._slots:
+                await coroutine
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
+                self._locks.pop(key, None)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+@dataclass
+class StoredPhoto:
+    path: str | None = None  # relative to the attachments directory
+    sha256: str | None = None
+    size: int | None = None
+
+
+class TelegramFrontDoor:
+    """Build, start and stop the Telegram side of the product."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        rate_limiter: bool = True,
+        ack_wait: float = 5.0,
+        active_updates: int = 32,
+    ):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        if not self.settings.telegram_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.webhook_url = self.settings.telegram_webhook_url
+        self.ack_wait = ack_wait
+        self.keyboards = render.KeyboardMemory()
+        self.channel: TelegramChannel | None = None
+        self._accepting = False
+        self._webhook_tasks: set[asyncio.Task] = set()
+        # SQLite has one writer: its busy handler retries with sleeps of up to 100 ms, so
+        # concurrent dialog transactions of this process queue here, in order, instead.
+        self._engine_gate = asyncio.Lock() if _is_sqlite(runtime) else contextlib.nullcontext()
+        self.application = self._build(rate_limiter, active_updates)
+        handlers.install(self.application, self)
+        self.application.add_error_handler(self._on_error)
+
+    @property
+    def mode(self) -> str:
+        return "webhook" if self.webhook_url else "polling"
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    def _build(self, rate_limiter: bool, active_updates: int) -> Application:
+        builder: ApplicationBuilder = Application.builder().token(self.settings.telegram_token)
+        base_url = self.settings.telegram_api_base_url
+        if base_url:
+            builder = builder.base_url(base_url).base_file_url(file_base_url(base_url))
+        if rate_limiter:
+            builder = builder.rate_limiter(AIORateLimiter())
+        builder = builder.concurrent_updates(PerPersonUpdateProcessor(active_updates))
+        if self.webhook_url:
+            builder = builder.updater(None)
+        return builder.build()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, app: web.Application | None = None) -> None:
+        """Initialise the bot (getMe), register the command menus, then poll or serve the
+        webhook on `app` (call before the aiohttp app starts), and offer the dispatcher a channel."""
+        if self.webhook_url:
+            if app is None:
+                raise ValueError("webhook mode needs the aiohttp application to mount the webhook on")
+            app.router.add_post(webhook_path(self.webhook_url), self.webhook)
+        try:
+            await self.application.initialize()  # getMe: a wrong token or an unreachable API fails here
+            await self.set_commands()
+            await self.application.start()
+            if self.webhook_url:
+                await self._set_webhook()
+            else:
+                await self.application.updater.start_polling(
+                    poll_interval=self.settings.telegram_poll_interval,
+                    timeout=LONG_POLL_SECONDS,
+                    allowed_updates=ALLOWED_UPDATES,
+                    error_callback=self._on_polling_error,
+                )
+        except BaseException:
+            if self.application.running:
+                await self.application.stop()
+            await self.application.shutdown()
+            raise
+        self._accepting = True
+        self.channel = TelegramChannel(self.application.bot)
+        self.runtime.channels.append(self.channel)
+        log.info("telegram front door started: mode=%s bot_id=%s", self.mode, self.application.bot.id)
+
+    async def stop(self) -> None:
+        """Stop fetching, finish the updates in hand, release the HTTP connections.
+        The webhook stays registered: other instances may still be serving it."""
+        self._accepting = False
+        if self.channel in self.runtime.channels:
+            self.runtime.channels.remove(self.channel)
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self._webhook_tasks:
+            await asyncio.gather(*self._webhook_tasks, return_exceptions=True)
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        log.info("telegram front door stopped")
+
+    async def set_commands(self) -> bool:
+        """The command menu: default and Chinese (zh), Tibetan (bo). Not fatal when refused."""
+        ok = True
+        for language_code, language in ((None, "zh"), ("zh", "zh"), ("bo", "bo")):
+            try:
+                await self.application.bot.set_my_commands(command_menu(language), language_code=language_code)
+            except TelegramError as exc:
+                ok = False
+                log.warning("setMyCommands(language_code=%s) failed: %s: %s", language_code, type(exc).__name__, exc)
+        return ok
+
+    async def _set_webhook(self) -> None:
+        secret = self.settings.telegram_webhook_secret
+        if not secret:
+            log.warning("TELEGRAM_WEBHOOK_SECRET is not set: webhook requests are not authenticated")
+        try:
+            await self.application.bot.set_webhook(self.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+        except TelegramError as exc:
+            log.error("setWebhook failed (updates will not arrive until it is set): %s: %s", type(exc).__name__, exc)
+
+    # -- webhook -------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        """POST from Telegram: 403 with a wrong secret, 400 when not an update, else 200."""
+        secret = self.settings.telegram_webhook_secret
+        if secret:
+            given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, secret.encode("utf-8")):
+                log.warning("webhook request refused: wrong secret token")
+                return web.Response(status=403)
+        if not self._accepting:
+            return web.Response(status=503)  # stopping: Telegram will deliver it again, maybe elsewhere
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except Exception as exc:  # not JSON, or not an update
+            log.warning("webhook request refused: %s", type(exc).__name__)
+            return web.Response(status=400)
+        if update is None:
+            return web.Response(status=400)
+        task = asyncio.create_task(self.process(update), name=f"telegram-update-{update.update_id}")
+        self._webhook_tasks.add(task)
+        task.add_done_callback(self._webhook_tasks.discard)
+        await asyncio.wait({task}, timeout=self.ack_wait)
+        return web.Response(status=200)
+
+    async def process(self, update: Update) -> None:
+        """Process one update through the Application (handlers, per-person ordering, error handler)."""
+        app = self.application
+        await app.update_processor.process_update(update, app.process_update(update))
+
+    # -- one update ---------------------------------------------------------------------------
+
+    async def handle(self, update: Update, inbound: Inbound) -> None:
+        """Engine in, replies out; called by each handler with the update translated."""
+        started = time.perf_counter()
+        user, chat = update.effective_user, update.effective_chat
+        if user is None:
+            return
+        chat_id = chat.id if chat is not None else user.id
+        sender = Sender(
+            platform=PLATFORM,
+            external_id=str(user.id),
+            chat_id=str(chat_id),
+            language_code=user.language_code,
+            display_name=user.first_name,
+        )
+        async with self._engine_gate:
+            replies = await self.runtime.engine.handle(sender, inbound, update_id=update.update_id)
+        messages, shown = render.render(replies, keyboard_shown=chat_id in self.keyboards)
+        sent = 0
+        try:
+            sent = await render.send(self.application.bot, chat_id, messages, wait_on_flood=30)
+        except Forbidden:
+            log.info("telegram update=%s user=%s: replies not delivered, the bot is blocked", update.update_id, user.id)
+        finally:
+            self.keyboards.set(chat_id, shown if sent == len(messages) else False)
+        self.runtime.count("telegram_updates")
+        if not replies:
+            self.runtime.count("telegram_updates_repeated")
+        self._log_update(update, user.id, inbound, replies, sent, started)
+
+    def _log_update(self, update: Update, user_id: int, inbound: Inbound, replies, sent: int, started: float) -> None:
+        """One structured line per update: ids, dialog, state, timing; never what the person wrote."""
+        fields = {
+            "update_id": update.update_id,
+            "user_id": user_id,
+            "kind": inbound.kind,
+            "dialog": replies.dialog,
+            "state": replies.state,
+            "replies": len(replies),
+            "messages": sent,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        log.info(
+            "telegram " + " ".join(f"{key}={value}" for key, value in fields.items()),
+            extra={"telegram": fields},
+        )
+
+    async def store_photo(self, bot: Bot, file_id: str, size: int | None) -> StoredPhoto:
+        """Download a photo into the attachments directory (named by its SHA-256). Without
+        getFile (some emulators) or on any download failure the file id alone is kept."""
+        try:
+            telegram_file = await bot.get_file(file_id)
+            data = bytes(await telegram_file.download_as_bytearray())
+        except (TelegramError, OSError) as exc:
+            log.info("photo kept as file id only: getFile/download failed: %s", type(exc).__name__)
+            return StoredPhoto(size=size)
+        digest = hashlib.sha256(data).hexdigest()
+        suffix = Path(telegram_file.file_path or "").suffix.lower() or ".jpg"
+        relative = Path(PLATFORM) / digest[:2] / f"{digest}{suffix}"
+        try:
+            await asyncio.to_thread(_write_once, Path(self.settings.attachments_dir) / relative, data)
+        except OSError as exc:
+            log.error("photo not stored: %s", type(exc).__name__)
+            return StoredPhoto(sha256=digest, size=len(data))
+        return StoredPhoto(path=relative.as_posix(), sha256=digest, size=len(data))
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        exc = context.error
+        update_id = update.update_id if isinstance(update, Update) else None
+        self.runtime.count("telegram_errors")
+        if isinstance(exc, TelegramError):
+            log.warning("telegram update=%s failed: %s: %s", update_id, type(exc).__name__, exc)
+        else:
+            log.error("telegram update=%s failed:\n%s", update_id, _exception_summary(exc) if exc else "?")
+
+    def _on_polling_error(self, exc: TelegramError) -> None:
+        log.warning("getUpdates failed: %s: %s", type(exc).__name__, exc)
+
+
+def _is_sqlite(runtime: Runtime) -> bool:
+    db = getattr(runtime, "db", None)
+    return db is not None and db.dialect.name == "sqlite"
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Write atomically; a file with the same content-address is already there: keep it."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        handle.write(data)
+        temporary = handle.name
+    os.replace(temporary, path)

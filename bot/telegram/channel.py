@@ -1,0 +1,35 @@
+"""The dispatcher's way out to Telegram: one notification to one chat."""
+
+from __future__ import annotations
+
+from telegram import Bot
+from telegram.error import Forbidden, RetryAfter
+
+from conversations.protocol import Reply
+
+from ..channels import Blocked, RetryLater
+from . import render
+
+
+class TelegramChannel:
+    """`bot.channels.Channel` over a python-telegram-bot `Bot`.
+
+    HTTP 429 (`RetryAfter`) becomes `RetryLater(seconds)`, a person who blocked the bot
+    or deleted their account (`Forbidden`) becomes `Blocked`; anything else propagates
+    and the dispatcher retries with backoff. Notifications never carry a reply keyboard.
+    """
+
+    platform = "telegram"
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)
+        messages, _ = render.render([plain])
+        try:
+            await render.send(self.bot, chat_id, messages)
+        except RetryAfter as exc:
+            raise RetryLater(render.retry_after_seconds(exc)) from exc
+        except Forbidden as exc:
+            raise Blocked(str(exc)) from exc

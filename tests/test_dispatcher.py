@@ -1,0 +1,91 @@
+"""The notification dispatcher with a fake channel: retries, backoff, unreachable people, rendering per language."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.dispatcher import Dispatcher, RateLimiter
+from conversations.engine import Engine
+from storage.cases import CaseStore
+from storage.models import Notification
+from storage.timeutil import utcnow
+from conversations.notices import NOTICES
+from tests.test_dialogs_resident import case_number_in, report_transcript, start
+from tests.transcript import fixed_parts
+
+
+class FlakyWeb:
+    """A channel whose first `failures` sends to `flaky_chat` fail."""
+
+    platform = "web"
+
+    def __init__(self, flaky_chat: str = "", failures: int = 0):
+        self.flaky_chat, self.failures = flaky_chat, failures
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, chat_id, reply):
+        if chat_id == self.flaky_chat and self.failures:
+            self.failures -= 1
+            raise ConnectionError("network down")
+        self.sent.append((chat_id, reply.text))
+
+
+class TelegramOnly:
+    platform = "telegram"
+
+    async def send(self, chat_id, reply):  # pragma: no cover - nobody here has Telegram
+        raise AssertionError("not expected")
+
+
+async def accepted_case(demo, language="bo"):
+    engine = Engine(demo)
+    chat = await start(engine, f"notified-{language}", language)
+    await chat.run(report_transcript(language))
+    number = case_number_in(chat)
+    store = CaseStore(demo)
+    async with demo() as session:
+        from storage.models import Identity
+
+        centre = await session.scalar(select(Identity.person_id).where(Identity.external_id == "demo-centre-gesang"))
+    await store.act(number, centre, "accept")
+    return number
+
+
+async def pending(demo, key: str) -> Notification:
+    async with demo() as session:
+        return await session.scalar(select(Notification).where(Notification.message_key == key))
+
+
+def fast_limiter() -> RateLimiter:
+    return RateLimiter(per_second=10_000, per_chat_interval=0)
+
+
+async def test_a_failed_send_is_retried_with_backoff_then_delivered_in_the_residents_language(demo):
+    number = await accepted_case(demo, "bo")
+    channel = FlakyWeb("notified-bo", failures=1)
+    dispatcher = Dispatcher(demo, [channel], limiter=fast_limiter())
+    await dispatcher.drain_once()
+    first = await pending(demo, "accept.reporter")
+    assert first.sent_at is None and first.attempts == 1 and first.last_error.startswith("ConnectionError")
+    assert first.next_attempt_at > utcnow() + timedelta(seconds=3)
+    # Not due yet: nothing is sent again until the backoff has passed.
+    await dispatcher.drain_once()
+    assert not [t for chat, t in channel.sent if chat == "notified-bo"]
+    async with demo.begin() as session:
+        row = await session.get(Notification, first.id)
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+    await dispatcher.drain_once()
+    texts = [t for chat, t in channel.sent if chat == "notified-bo" and number in t]
+    assert len(texts) == 1
+    assert all(part in texts[0] for part in fixed_parts("bo", NOTICES["accept.reporter"]))  # in Tibetan
+    assert (await pending(demo, "accept.reporter")).sent_at is not None
+
+
+async def test_a_person_with_no_reachable_platform_does_not_stop_the_drain(demo):
+    await accepted_case(demo, "zh")
+    dispatcher = Dispatcher(demo, [TelegramOnly()], limiter=fast_limiter())
+    assert await dispatcher.drain_once() > 0
+    row = await pending(demo, "accept.reporter")
+    assert row.sent_at is None and row.last_error == "no reachable platform identity"
