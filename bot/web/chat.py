@@ -475,7 +475,8 @@ def _index_html() -> str:
     for name in ("chat.js", "chat.css"):
         version = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
         html = html.replace(f"/static/{name}", f"/static/{name}?v={version}")
-    title = " · ".join(dict.fromkeys(translate(language, STRINGS["title"]) for language in LANGUAGES))
+    page_title = STRINGS["title"]
+    title = " · ".join(dict.fromkeys(translate(language, page_title) for language in LANGUAGES))
     return html.replace("{{title}}", title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
