@@ -306,3 +306,57 @@ async def test_an_expired_draft_is_gone_after_24_hours(demo):
         ("/menu", lambda c: "resume:report" not in c.buttons()),
         (Press("menu:report"), "What kind of problem is it? Choose below, or type a few words and I will suggest the right kind."),
     ])
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_my_grid_shows_its_workers_and_supervision_phone(demo, language):
+    chat = await start(Engine(demo), f"grid-{language}", language)
+    await chat.run([
+        (Press("menu:grid"), "Which grid do you live in? Choose step by step, or share your location."),
+        (Location(*GRID_POINT), ["Grid: {grid}", "Supervision and complaints phone: {phone}",
+                                 lambda c: "0891-6000001" in c.text and "13800000001" in c.text]),
+        # Remembered: next time the card comes at once, and the report offers that grid first.
+        (Press("menu:grid"), lambda c: "0891-6000001" in c.text),
+        (Press("menu:report"), []),
+        (Press(f"matter:{STREET_LIGHT}"), []),
+        (DESCRIPTIONS[language], lambda c: c.buttons()[0] == "place:5401-D1-01-01-G01"),
+    ])
+
+
+async def test_a_grid_deep_link_opens_that_grid(demo):
+    """The QR code on a grid's notice board: /start grid_CODE (Telegram) or /?grid=CODE (web)."""
+    chat = Chat(Engine(demo), "qr", "bo")
+    await chat.run([
+        ("/start grid_5401-D1-01-02-G02", "Please choose your language."),
+        (Press("lang:bo"), ["Supervision and complaints phone: {phone}", lambda c: "0891-6000005" in c.text]),
+    ])
+
+
+async def test_a_matter_withdrawn_meanwhile_is_refused_politely(demo):
+    chat = await start(Engine(demo), "withdrawn", "zh")
+    await chat.run(report_transcript("zh")[:8])
+    async with demo.begin() as session:
+        from storage.models import Matter
+
+        matter = await session.scalar(select(Matter).where(Matter.code == STREET_LIGHT))
+        matter.withdrawn_at = utcnow()
+    await chat.run([
+        (Press("confirm:submit"), ["This kind of problem is no longer on the published list. Please choose another.",
+                                   "What kind of problem is it? Choose below, or type a few words and I will suggest the right kind.",
+                                   lambda c: f"matter:{STREET_LIGHT}" not in c.buttons()]),
+        (Press("matter:GM-0302"), lambda c: "confirm:submit" in c.buttons()),  # back to the summary, nothing else lost
+    ])
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_my_cases_and_the_timeline(demo, language):
+    engine = Engine(demo)
+    chat = await start(engine, f"timeline-{language}", language)
+    await chat.run(report_transcript(language))
+    number = case_number_in(chat)
+    await chat.run([
+        (Press("menu:cases"), ["Your cases, newest first. Choose one to see what has happened:",
+                               lambda c: f"case:{number}" in c.buttons()]),
+        (Press(f"case:{number}"), ["Case {number}", "What has happened:", "Report filed",
+                                   ("Status: {state}", {"state": translate(language, "Reported, waiting for the grid centre")})]),
+    ])
