@@ -392,3 +392,44 @@ async def test_dispatcher_killed_mid_drain_against_the_emulator(bots, emulator, 
         await asyncio.sleep(0.1)
         await person.fetch()
         assert sum(numbers[person.chat_id] in m.text for m in person.inbox) == 1
+
+
+async def test_centre_staff_joins_and_moves_a_case_from_the_notification(bots, emulator, http):
+    """Staff in Telegram: /join with an invitation, the new-report notice arrives, its button opens the
+    card, accept and transfer are pressed on the card, and the resident is told in Tibetan."""
+    from storage.models import Role
+    from storage.staff import create_invitation
+
+    async with bots.sessionmaker.begin() as session:
+        code, _ = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
+    door = await bots.polling()
+    staff = user(http, emulator, bots, "zh")
+    await start_and_choose(staff, "zh")
+    await staff.say(f"/join {code}")
+    await staff.wait_for("staff:queue")
+
+    resident = user(http, emulator, bots, "bo")
+    await start_and_choose(resident, "bo")
+    await report_until_location(resident, "bo")
+    number = await report_from_location(resident, "bo")
+
+    dispatcher = quick_dispatcher(door.runtime)
+    await dispatcher.drain_once()
+    await staff.wait_for(f"case:{number}")  # the new-report notice, with its button
+    await staff.press(f"case:{number}")
+    await staff.wait_for(f"act:{number}:accept")
+    assert "13812345678" not in staff.text and "138****5678" in staff.text  # the centre sees a masked phone
+    await staff.press(f"act:{number}:accept")
+    await staff.wait_for(f"case:{number}")
+    await staff.press(f"case:{number}")
+    await staff.wait_for(f"act:{number}:transfer")
+    await staff.press(f"act:{number}:transfer")
+    await staff.wait_for("input:urban_management")
+    await staff.press("input:urban_management")
+    await staff.wait_for(f"case:{number}")
+
+    await dispatcher.drain_once()
+    await resident.wait_for(lambda u: number in u.text and "ཅུས" in u.text)  # sent to the bureau, in Tibetan
+    async with bots.sessionmaker() as session:
+        case = await session.scalar(select(Case).where(Case.number == number))
+        assert case.state == "transferred" and case.department.code == "urban_management"
