@@ -334,4 +334,4 @@ async def test_a_failing_update_is_logged_without_its_content_and_the_bot_goes_o
     await feed(door, update_json(51, 511, text="hello"))
     assert "update=50 failed" in caplog.text and "RuntimeError" in caplog.text
     assert "13812345678" not in caplog.text
-    assert [u for _, _, u in door.runtime.engine.calls] == [51] and door.runtime.counters["telegram_errors"] == 1
+    assert [u for _, _, u in door.runtime.engine.calls] == [51] and door.runtime.counters['updates_failed{platform="telegram"}'] == 1

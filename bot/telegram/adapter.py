@@ -323,9 +323,13 @@ class TelegramFrontDoor:
             log.info("telegram update=%s user=%s: replies not delivered, the bot is blocked", update.update_id, user.id)
         finally:
             self.keyboards.set(chat_id, shown if sent == len(messages) else False)
-        self.runtime.count("telegram_updates")
-        if not replies:
-            self.runtime.count("telegram_updates_repeated")
+        # The same counters as the web chat, labelled by platform (see bot/web/metrics.py).
+        self.runtime.count(f'updates_received{{platform="{PLATFORM}"}}')
+        if replies:
+            self.runtime.count(f'updates_handled{{platform="{PLATFORM}"}}')
+            self.runtime.count(f'dialog_steps{{platform="{PLATFORM}"}}', len(replies))
+        else:
+            self.runtime.count(f'updates_duplicate{{platform="{PLATFORM}"}}')
         self._log_update(update, user.id, inbound, replies, sent, started)
 
     def _log_update(self, update: Update, user_id: int, inbound: Inbound, replies, sent: int, started: float) -> None:
@@ -369,7 +373,7 @@ class TelegramFrontDoor:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         exc = context.error
         update_id = update.update_id if isinstance(update, Update) else None
-        self.runtime.count("telegram_errors")
+        self.runtime.count(f'updates_failed{{platform="{PLATFORM}"}}')
         if isinstance(exc, TelegramError):
             log.warning("telegram update=%s failed: %s: %s", update_id, type(exc).__name__, exc)
         else:
