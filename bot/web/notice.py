@@ -1,0 +1,100 @@
+"""The grid's public notice (公示牌, Art. 20): name, area, workers and their numbers, and the
+supervision phone, in the national common language and in Tibetan side by side, with a QR code
+that opens the web chat with this grid chosen (`/?grid=CODE`). Printable."""
+
+from __future__ import annotations
+
+import html
+import io
+
+import qrcode
+import qrcode.image.svg
+from aiohttp import web
+from sqlalchemy import select
+
+from conversations.i18n import LANGUAGES, N_, translate
+from conversations.wording import ROLE_NAMES
+from storage import grids
+from storage.models import Node, NodeLevel, Person, Role, RoleAssignment
+
+from ..runtime import Runtime
+
+PUBLISHED_ROLES = (Role.grid_chief, Role.grid_instructor, Role.grid_worker, Role.grid_worker_part_time)
+WORDS = {
+    "heading": N_("Grid notice board"),
+    "area": N_("Area"),
+    "people": N_("Grid chief, instructor and grid workers"),
+    "supervision": N_("Supervision and complaints phone"),
+    "scan": N_("Scan to report a problem or follow your case"),
+    "nobody": N_("No grid worker is listed for this grid yet."),
+}
+
+
+def _both(msgid: str) -> str:
+    """The same words in Chinese and Tibetan, each in its own language-tagged span."""
+    return "".join(f'<span lang="{"zh-Hans" if lang == "zh" else "bo"}">{html.escape(translate(lang, msgid))}</span>'
+                   for lang in LANGUAGES)
+
+
+def chat_link(runtime: Runtime, request: web.Request, code: str) -> str:
+    base = (runtime.settings.public_url or str(request.url.origin())).rstrip("/")
+    return f"{base}/?grid={code}"
+
+
+async def _grid(runtime: Runtime, code: str) -> Node:
+    async with runtime.sessionmaker() as session:
+        node = await grids.node_by_code(session, code)
+    if node is None or node.level != NodeLevel.grid:
+        raise web.HTTPNotFound(text="no such grid")
+    return node
+
+
+def setup(app: web.Application, runtime: Runtime) -> None:
+    async def notice(request: web.Request) -> web.Response:
+        code = request.match_info["code"]
+        node = await _grid(runtime, code)
+        async with runtime.sessionmaker() as session:
+            places = {lang: await grids.place_name(session, node, lang) for lang in LANGUAGES}
+            people = list(await session.execute(
+                select(RoleAssignment.role, Person.display_name, Person.phone)
+                .join(Person, Person.id == RoleAssignment.person_id)
+                .where(RoleAssignment.node_id == node.id, RoleAssignment.revoked_at.is_(None),
+                       RoleAssignment.role.in_(PUBLISHED_ROLES))
+                .order_by(RoleAssignment.role, Person.display_name)
+            ))
+        link = chat_link(runtime, request, code)
+        rows = "".join(
+            f"<tr><td>{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or '')}</td>"
+            f'<td class="phone">{html.escape(phone or "")}</td></tr>'
+            for role, name, phone in people
+        ) or f'<tr><td colspan="3">{_both(WORDS["nobody"])}</td></tr>'
+        body = f"""<!doctype html>
+<html lang="zh-Hans"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(node.name_zh)} · {html.escape(node.name_bo)}</title>
+<link rel="stylesheet" href="/static/notice.css"></head>
+<body><main class="notice">
+<h1>{_both(WORDS["heading"])}</h1>
+<h2><span lang="zh-Hans">{html.escape(places["zh"])}</span><span lang="bo">{html.escape(places["bo"])}</span></h2>
+<p class="code">{html.escape(node.code)}</p>
+<section><h3>{_both(WORDS["area"])}</h3>
+<p lang="zh-Hans">{html.escape(node.area_zh or "")}</p><p lang="bo">{html.escape(node.area_bo or "")}</p></section>
+<section><h3>{_both(WORDS["people"])}</h3><table>{rows}</table></section>
+<section><h3>{_both(WORDS["supervision"])}</h3><p class="phone big">{html.escape(node.supervision_phone or "")}</p></section>
+<section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
+<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>
+</main></body></html>"""
+        return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+    async def qr(request: web.Request) -> web.Response:
+        code = request.match_info["code"]
+        await _grid(runtime, code)
+        image = qrcode.make(chat_link(runtime, request, code), image_factory=qrcode.image.svg.SvgPathImage,
+                            error_correction=qrcode.constants.ERROR_CORRECT_M)
+        buffer = io.BytesIO()
+        image.save(buffer)
+        return web.Response(body=buffer.getvalue(), content_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=3600"})
+
+    app.router.add_get("/notice/{code}", notice)
+    app.router.add_get("/notice/{code}/qr.svg", qr)
