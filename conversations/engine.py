@@ -30,7 +30,7 @@ from .engine_support import DIALOGS
 from .i18n import language_from_platform
 from .protocol import Inbound
 from .router import Router
-from .text import clean
+from .text import clean, without_controls
 
 log = logging.getLogger("gridbot.engine")
 
@@ -77,6 +77,7 @@ class Engine:
     async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> Replies:
         """Process one message; returns the replies to show. A repeated `update_id` returns no replies."""
         started = time.perf_counter()
+        _sanitise(message)
         for attempt in range(3):
             try:
                 async with self.sessionmaker.begin() as session:
@@ -193,6 +194,15 @@ class Engine:
             await DIALOGS["grid"].handle(ctx, message)
             return
         await menu.fallback(ctx)
+
+
+def _sanitise(message: Inbound) -> None:
+    """Whatever a platform delivers: no control characters, bounded lengths (button data is ours, but
+    can be forged)."""
+    message.text = without_controls(message.text)
+    message.argument = without_controls(message.argument, 200)
+    message.command = without_controls(message.command, 32)
+    message.data = without_controls(message.data, 64)
 
 
 async def _first_time(session: AsyncSession, platform: str, update_id: str) -> bool:

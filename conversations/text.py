@@ -15,12 +15,19 @@ _SYLLABLE_SPLIT = re.compile(r"[\u0f0b-\u0f14\s]+")
 # A standard Tibetan syllable: optional prefix, root stack, vowel, suffixes (loose but script-only).
 _TIBETAN_SYLLABLE = re.compile(r"^[\u0f40-\u0f6c][\u0f71-\u0f87\u0f8d-\u0fbc]*[\u0f40-\u0f6c\u0f71-\u0f87\u0f8d-\u0fbc]*$")
 _converter = pyewts.pyewts()
+# Tibetan and full-width digits, as phone keyboards type them, to the ASCII digits numbers are stored in.
+ASCII_DIGITS = str.maketrans("༠༡༢༣༤༥༦༧༨༩０１２３４５６７８９", "01234567890123456789")
 
 
 def clean(text: str) -> str:
     """NFC-normalised, control characters removed, whitespace trimmed."""
     text = unicodedata.normalize("NFC", text or "")
     return _CONTROL.sub("", text).strip()
+
+
+def without_controls(text: str, limit: int = 10_000) -> str:
+    """Control characters (NUL included: PostgreSQL refuses it) removed, length bounded."""
+    return _CONTROL.sub("", text or "")[:limit]
 
 
 def script_of(text: str) -> str:

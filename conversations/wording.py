@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .i18n import N_
+from .i18n import N_, translate
 
 STATE_NAMES = {
     "reported": N_("Reported, waiting for the grid centre"),
@@ -52,3 +52,14 @@ RATING_NAMES = {
     "basically_satisfied": N_("Basically satisfied"),
     "unsatisfied": N_("Unsatisfied"),
 }
+
+# Reasons picked from a list are stored in the official language (Chinese); STORED_REASONS maps that
+# stored text back to its message id so that each reader sees it in their own language.
+REJECT_REASONS = {
+    "not_listed": N_("Not on the matter list"),
+    "jurisdiction": N_("Outside our jurisdiction"),
+    "duplicate": N_("Duplicate of another case"),
+    "insufficient": N_("Insufficient information"),
+}
+UNSATISFIED_WITHOUT_COMMENT = N_("Unsatisfied")
+STORED_REASONS = {translate("zh", msgid): msgid for msgid in [*REJECT_REASONS.values(), UNSATISFIED_WITHOUT_COMMENT]}

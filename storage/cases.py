@@ -301,7 +301,8 @@ async def rate(
     now = now or utcnow()
     case = await act(session, ref, person_id, "rate", rating=rating, comment=comment, now=now)
     if _may_reopen(case, now):
-        case = await act(session, case.id, person_id, "reopen", reason=comment or "unsatisfied", now=now)
+        # Stored in the official language, like other listed reasons; readers see it translated.
+        case = await act(session, case.id, person_id, "reopen", reason=comment or "不满意", now=now)
     return case
 
 

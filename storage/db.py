@@ -26,6 +26,8 @@ def make_engine(url: str | None = None, **kwargs) -> AsyncEngine:
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+    # Errors must not quote what people typed (descriptions, phones) into logs or the outbox.
+    kwargs.setdefault("hide_parameters", True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _tune_sqlite(engine)

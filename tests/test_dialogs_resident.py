@@ -360,3 +360,32 @@ async def test_my_cases_and_the_timeline(demo, language):
         (Press(f"case:{number}"), ["Case {number}", "What has happened:", "Report filed",
                                    ("Status: {state}", {"state": translate(language, "Reported, waiting for the grid centre")})]),
     ])
+
+
+async def test_a_draft_resumed_after_its_matter_was_withdrawn_asks_for_another(demo):
+    engine = Engine(demo)
+    chat = await start(engine, "withdrawn-draft", "zh")
+    await chat.run(report_transcript("zh")[:8])  # at the summary
+    engine.clock = lambda: utcnow() + timedelta(minutes=31)
+    await chat.run([("hello", lambda c: "resume:report" in c.buttons())])
+    async with demo.begin() as session:
+        from storage.models import Matter
+
+        (await session.scalar(select(Matter).where(Matter.code == STREET_LIGHT))).withdrawn_at = utcnow()
+    await chat.run([
+        (Press("resume:report"), ["This kind of problem is no longer on the published list. Please choose another.",
+                                  lambda c: f"matter:{STREET_LIGHT}" not in c.buttons()]),
+    ])
+
+
+async def test_forged_buttons_and_control_characters_get_a_polite_answer(demo):
+    engine = Engine(demo)
+    chat = await start(engine, "forger", "zh")
+    await chat.run(report_transcript("zh")[:1])
+    from conversations.protocol import Inbound
+
+    for forged in ["page:abc", "page:-3", "matter:\x00", "place:../../etc", "act:LS-1:accept", "rate:nope", "case:"]:
+        replies = await engine.handle(chat.sender, Inbound.press(forged))
+        assert replies, forged
+    replies = await engine.handle(chat.sender, Inbound.of_text("/start grid_\x00x"))
+    assert replies

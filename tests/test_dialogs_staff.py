@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from conversations import notices
 from conversations.engine import Engine
+from conversations.i18n import translate
 from storage.models import Case, CaseView, Notification, Role
 from storage.staff import create_invitation
 from storage.timeutil import utcnow
@@ -86,8 +87,10 @@ async def test_worker_reports_a_patrol_case_up_to_the_centre(demo):
     centre = staff(engine, CENTRE, "zh")
     await centre.run([
         (Press("staff:queue"), lambda c: f"case:{number}" in c.buttons()),
-        (Press(f"case:{number}"), ["Residents concerned: {names}", lambda c: f"act:{number}:accept" in c.buttons()]),
+        # Personal data of the residents concerned is for the grid's workers, not the centre (Art. 19).
+        (Press(f"case:{number}"), [lambda c: "王阿姨" not in c.text, lambda c: f"act:{number}:accept" in c.buttons()]),
     ])
+    await chat.run([(Press(f"case:{number}"), "Residents concerned: {names}")])
 
 
 async def test_full_flow_accept_transfer_handle_verify_close_with_notices_in_each_language(demo):
@@ -299,3 +302,25 @@ async def test_invitation_scopes_are_checked(demo):
         code, invitation = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
         assert invitation.expires_at - invitation.created_at == timedelta(days=7)
         assert code not in str(invitation.code_hash)  # only the hash is stored
+
+
+async def test_staff_notes_stay_internal_and_listed_reasons_reach_the_resident_in_tibetan(demo):
+    engine = Engine(demo)
+    resident, number = await resident_report(engine, "bo")
+    centre = staff(engine, CENTRE, "zh")
+    chief = staff(engine, CHIEF, "zh")
+    await chief.run([(Press(f"act:{number}:comment"), []), ("举报人情绪激动，注意沟通方式", "Done. Case {number} is now: {state}")])
+    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:insufficient"), "Done. Case {number} is now: {state}")])
+    await resident.run([
+        (number, [lambda c: "举报人" not in c.text,  # the comment is for staff only
+                  ("Reason: {reason}", {"reason": translate("bo", "Insufficient information")})]),
+    ])
+    await centre.run([(Press(f"case:{number}"), lambda c: "举报人情绪激动" in c.text)])
+    assert translate("bo", "Insufficient information") in await render_last(demo, "resident-bo", "bo")
+
+
+async def test_a_case_number_typed_in_tibetan_digits_is_found(demo):
+    engine = Engine(demo)
+    resident, number = await resident_report(engine, "bo")
+    tibetan = number.translate(str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩"))
+    await resident.run([(tibetan, ("Case {number}", {"number": number}))])

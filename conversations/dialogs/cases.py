@@ -14,16 +14,18 @@ from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES
+from ..i18n import translate
+from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, STORED_REASONS
 from .menu import show_menu
 
-CASE_NUMBER = re.compile(r"\bLS-\d{8}-\d{4,}\b", re.IGNORECASE)
+CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
 LIST_SIZE = 10
 MAX_COMMENT = 500
 
 
 def find_case_number(typed: str) -> str | None:
-    match = CASE_NUMBER.search(typed or "")
+    """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
+    match = CASE_NUMBER.search((typed or "").translate(text.ASCII_DIGITS))
     return match.group(0).upper() if match else None
 
 
@@ -55,12 +57,17 @@ async def show_case(ctx: Context, number: str) -> None:
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
         from .staff import staff_card
 
-        await staff_card(ctx, case, assignments, await case_card(ctx, case))
+        await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
         return
     ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
 
 
-async def case_card(ctx: Context, case: Case) -> str:
+# Notes a reporter may read in their timeline; the rest (comments, prompts, extension reasons,
+# failed checks, relayed feedback) are internal to staff (Art. 19).
+PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen")
+
+
+async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
     lines = [
         ctx.t("Case {number}", number=case.number),
         ctx.t("Kind: {matter}", matter=case.matter.name(ctx.language)),
@@ -75,7 +82,7 @@ async def case_card(ctx: Context, case: Case) -> str:
     if case.result_text:
         lines.append(ctx.t("Result: {result}", result=case.result_text))
     if case.rejection_reason:
-        lines.append(ctx.t("Reason: {reason}", reason=case.rejection_reason))
+        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}
@@ -94,10 +101,15 @@ async def case_card(ctx: Context, case: Case) -> str:
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
         if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
             line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
-        elif event.note and event.action not in ("report",):
-            line += f": {event.note}"
+        elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
+            line += f": {localised_note(ctx, event.note)}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def localised_note(ctx: Context, note: str) -> str:
+    """Reasons chosen from a list are stored in the official language; show them in the reader's."""
+    return translate(ctx.language, STORED_REASONS[note]) if note in STORED_REASONS else note
 
 
 def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:

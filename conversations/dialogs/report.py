@@ -23,7 +23,6 @@ MAX_ADDRESS = 200
 MAX_PHOTOS = 3
 PAGE_SIZE = 6
 FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
-ASCII_DIGITS = str.maketrans("༠༡༢༣༤༥༦༧༨༩", "0123456789")  # Tibetan digits typed on a Tibetan keyboard
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
@@ -73,9 +72,8 @@ class ReportDialog(Dialog):
 
     async def prompt_choose_matter(self, ctx: Context) -> None:
         listed = await matters.published_matters(ctx.session)
-        page = int(ctx.data.get("page", 0))
         pages = max(1, -(-len(listed) // PAGE_SIZE))
-        page = min(page, pages - 1)
+        page = max(0, min(int(ctx.data.get("page", 0)), pages - 1))
         rows = [[Button(m.name(ctx.language), f"matter:{m.code}")] for m in listed[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]]
         paging = []
         if page > 0:
@@ -93,7 +91,8 @@ class ReportDialog(Dialog):
 
     async def on_choose_matter(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "button" and message.data.startswith("page:"):
-            ctx.data["page"] = int(message.data.split(":", 1)[1] or 0)
+            page = message.data.split(":", 1)[1]
+            ctx.data["page"] = int(page) if page.isdigit() else 0
             ctx.touch()
             await self.prompt_choose_matter(ctx)
             return
@@ -329,10 +328,9 @@ class ReportDialog(Dialog):
     async def on_phone(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "button" and message.data == "phone:anonymous":
             ctx.data.update(phone=None, anonymous=True)
-        elif message.kind == "contact" and message.phone:
-            ctx.data.update(phone=_normalise_phone(message.phone), anonymous=False)
-        elif message.kind == "text" and PHONE.match(text.clean(message.text).translate(ASCII_DIGITS)):
-            ctx.data.update(phone=_normalise_phone(message.text.translate(ASCII_DIGITS)), anonymous=False)
+        elif message.kind in ("contact", "text") and _valid_phone(message.phone if message.kind == "contact" else message.text):
+            typed = message.phone if message.kind == "contact" else message.text
+            ctx.data.update(phone=_normalise_phone(typed.translate(text.ASCII_DIGITS)), anonymous=False)
         else:
             await self.retry(ctx, ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
             return
@@ -341,14 +339,21 @@ class ReportDialog(Dialog):
     # -- summary and submit -----------------------------------------------------------------
 
     async def prompt_confirm(self, ctx: Context) -> None:
-        matter = await cases.published_matter(ctx.session, ctx.data["matter"]) if ctx.data.get("matter") else None
+        try:
+            matter = await cases.published_matter(ctx.session, ctx.data.get("matter") or "")
+        except MatterNotPublished:
+            # Withdrawn while the person was answering (or while the draft waited): choose again.
+            ctx.say(ctx.t("This kind of problem is no longer on the published list. Please choose another."))
+            ctx.data["editing"] = True
+            await self.go(ctx, "edit_choose_matter")
+            return
         grid = await grids.node_by_code(ctx.session, ctx.data["grid"])
         place = await grids.place_name(ctx.session, grid, ctx.language) if grid else ""
         if ctx.data.get("address"):
             place += f" · {ctx.data['address']}"
         summary = ctx.t(
             "Please check your report:\n\nKind: {matter}\nDescription: {description}\nPlace: {place}\nPhotos: {photos}\nPhone: {phone}",
-            matter=matter.name(ctx.language) if matter else "",
+            matter=matter.name(ctx.language),
             description=ctx.data["description"],
             place=place,
             photos=i18n.number(ctx.language, len(ctx.data.get("photos", []))),
@@ -430,6 +435,10 @@ def draft_fields(ctx: Context) -> dict:
         photos=[Photo(**p) for p in data.get("photos", [])],
         now=ctx.now,
     )
+
+
+def _valid_phone(typed: str | None) -> bool:
+    return bool(typed) and PHONE.match(text.clean(typed).translate(text.ASCII_DIGITS)) is not None
 
 
 def _normalise_phone(raw: str) -> str:

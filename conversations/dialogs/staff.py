@@ -18,7 +18,7 @@ from ..dialog import CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ROLE_NAMES, STATE_NAMES
+from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES
 from .cases import AskCaseNumberDialog, find_case_number
 from .menu import show_menu
 
@@ -48,12 +48,6 @@ QUESTIONS = {
     "note": N_("Please type your note."),
     "department": N_("Which department should handle it?"),
     "hours": N_("How much more time is needed?"),
-}
-REJECT_REASONS = {
-    "not_listed": N_("Not on the matter list"),
-    "jurisdiction": N_("Outside our jurisdiction"),
-    "duplicate": N_("Duplicate of another case"),
-    "insufficient": N_("Insufficient information"),
 }
 EXTENSIONS = (24, 48, 72, 168)
 PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
@@ -118,7 +112,7 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
         lines.append(ctx.t("Reporter's phone: {phone}", phone=phone))
     if case.attachments:
         lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, len(case.attachments))))
-    if case.concerned_residents:
+    if case.concerned_residents and access.sees_phone(assignments, case):
         lines.append(ctx.t("Residents concerned: {names}", names=case.concerned_residents))
     role = next((a.role.value for a in assignments if access.covers(a, case)), assignments[0].role.value if assignments else "")
     ctx.session.add(CaseView(case_id=case.id, person_id=ctx.person.id, role=role, channel=ctx.platform, viewed_at=ctx.now))
