@@ -135,10 +135,9 @@ class Engine:
 
         route = self.router.match(message)
         if state.dialog and ctx.now - state.updated_at > self.idle:
-            was_report = state.dialog in (report.ReportDialog.name, patrol.PatrolDialog.name)
-            self._put_aside(ctx)
+            saved = self._put_aside(ctx)
             if route is None:
-                if was_report:
+                if saved:
                     ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
                                   "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
                 else:
@@ -148,7 +147,8 @@ class Engine:
 
         if route is not None:
             handler, argument = route
-            if state.dialog and not (message.kind == "button" and message.data.startswith("lang:")):
+            keeps_dialog = message.kind == "button" and message.data.startswith(("lang:", "resume:"))
+            if state.dialog and not keeps_dialog:
                 self._put_aside(ctx)
             await handler(ctx, message, argument)
             return
@@ -167,13 +167,11 @@ class Engine:
         deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
         await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link)
 
-    def _put_aside(self, ctx: Context) -> None:
-        """Close the open dialog; an open report is kept as a draft for 24 hours."""
-        state = ctx.dialog_state
-        if state.dialog in (report.ReportDialog.name, patrol.PatrolDialog.name) and state.data.get("matter"):
-            state.draft = {"dialog": state.dialog, "state": state.state, "data": dict(state.data)}
-            state.draft_saved_at = ctx.now
+    def _put_aside(self, ctx: Context) -> bool:
+        """Close the open dialog; a report with any answer in it is kept as a draft for 24 hours."""
+        saved = report.keep_draft(ctx)
         finish(ctx)
+        return saved
 
     async def _outside_dialogs(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "text":

@@ -389,3 +389,30 @@ async def test_forged_buttons_and_control_characters_get_a_polite_answer(demo):
         assert replies, forged
     replies = await engine.handle(chat.sender, Inbound.of_text("/start grid_\x00x"))
     assert replies
+
+
+async def test_resuming_an_old_draft_keeps_the_report_in_progress_as_the_draft(demo):
+    engine = Engine(demo)
+    chat = await start(engine, "two-drafts", "zh")
+    await chat.run(report_transcript("zh")[:3])  # report A, at the place question
+    await chat.run([(Press("menu:cases"), "You have not reported any case yet.")])  # A is put aside
+    await chat.run([("小区门口的垃圾三天没人清运了", "Is it one of these?")])  # report B begins from free text
+    await chat.run([
+        (Press("resume:report"), "Where is the problem? Share your location with the button below, or choose the place step by step."),
+    ])
+    async with demo() as session:  # B waits as the draft now (one draft is kept: the newest put aside)
+        from storage.models import DialogState
+
+        states = list(await session.scalars(select(DialogState).where(DialogState.draft.is_not(None))))
+        assert [s.draft["data"]["typed"] for s in states] == ["小区门口的垃圾三天没人清运了"]
+
+
+async def test_an_idle_report_with_only_typed_words_is_kept_too(demo):
+    engine = Engine(demo)
+    chat = await start(engine, "typed-only", "zh")
+    await chat.run([("小区门口的垃圾三天没人清运了", "Is it one of these?")])
+    engine.clock = lambda: utcnow() + timedelta(minutes=31)
+    await chat.run([
+        ("hello?", ["Your unfinished report was put aside after {minutes} minutes without an answer. It is kept for 24 hours.",
+                    lambda c: "resume:report" in c.buttons()]),
+    ])

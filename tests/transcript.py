@@ -68,7 +68,9 @@ class Chat:
     async def send(self, what, update_id=None) -> list[Reply]:
         if isinstance(what, Press):
             last_buttons = [d for r in self.replies for d in r.button_data()]
-            assert what.data in last_buttons or what.data.startswith(("menu:", "lang:", "case:", "rate:", "staff:", "act:")), (
+            # Buttons of these kinds also stay usable on older messages (menus, notices, case cards).
+            from_older = what.data.startswith(("menu:", "lang:", "case:", "rate:", "staff:", "act:", "resume:"))
+            assert what.data in last_buttons or from_older, (
                 f"no button {what.data!r} on screen: {last_buttons}"
             )
             message = Inbound.press(what.data)

@@ -462,16 +462,29 @@ async def start_report(ctx: Context, message: Inbound, argument: str) -> None:
     await ReportDialog().begin(ctx)
 
 
+def keep_draft(ctx: Context) -> bool:
+    """Keep the open report (or patrol log) as the draft, if the person has answered anything yet."""
+    state = ctx.dialog_state
+    answered = any(state.data.get(key) for key in ("matter", "typed", "description"))
+    if state.dialog not in (ReportDialog.name, "patrol") or not answered:
+        return False
+    state.draft = {"dialog": state.dialog, "state": state.state, "data": dict(state.data)}
+    state.draft_saved_at = ctx.now
+    return True
+
+
 @router.press("resume:report")
 async def resume_report(ctx: Context, message: Inbound, argument: str) -> None:
     state = ctx.dialog_state
     if not state.draft:
+        finish(ctx)
         ctx.say(ctx.t("There is no unfinished report any more: drafts are kept for 24 hours."))
         await ReportDialog().begin(ctx)
         return
     draft = state.draft
-    state.dialog, state.state, state.data = draft["dialog"], draft["state"], dict(draft["data"])
     state.draft, state.draft_saved_at = None, None
+    keep_draft(ctx)  # a report open right now is not lost: it becomes the draft in its place
+    state.dialog, state.state, state.data = draft["dialog"], draft["state"], dict(draft["data"])
     ctx.say(ctx.t("Welcome back. Let us continue your report where you left it."))
     from ..engine_support import DIALOGS
 
