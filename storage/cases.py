@@ -412,7 +412,7 @@ async def queue_for(session: AsyncSession, person_id: int, limit: int = 50) -> l
         query = select(Case).order_by(Case.created_at).limit(limit)
         if assignment.role == Role.centre_staff and assignment.node is not None:
             query = query.join(Node, Node.id == Case.centre_node_id).where(
-                Node.path.startswith(assignment.node.path), Case.state.in_([State.reported, State.accepted, State.joint_meeting])
+                Node.path.startswith(assignment.node.path, autoescape=True), Case.state.in_([State.reported, State.accepted, State.joint_meeting])
             )
         elif assignment.role == Role.department_handler:
             query = query.where(
@@ -420,7 +420,7 @@ async def queue_for(session: AsyncSession, person_id: int, limit: int = 50) -> l
             )
         elif assignment.role in access.GRID_ROLES and assignment.node is not None:
             query = query.join(Node, Node.id == Case.grid_id).where(
-                Node.path.startswith(assignment.node.path), Case.state.in_(lifecycle.OPEN_STATES)
+                Node.path.startswith(assignment.node.path, autoescape=True), Case.state.in_(lifecycle.OPEN_STATES)
             )
         else:
             continue

@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Department, GridKind, Matter, MatterChange, Node, NodeLevel, Role, RoleAssignment
+from .models import Department, GridKind, Identity, Matter, MatterChange, Node, NodeLevel, Role, RoleAssignment
 from .people import grant_role, person_for_identity
 from .timeutil import utcnow
 
@@ -135,8 +135,11 @@ async def load_people(session: AsyncSession, rows: list[dict]) -> int:
         )
         person.display_name, person.language, person.phone = row["name"], row.get("language", "zh"), row.get("phone")
         person.language_chosen = True
-        if row.get("telegram"):
-            await person_for_identity(session, "telegram", str(row["telegram"]))
+        if row.get("telegram") and not await session.scalar(
+            select(Identity).where(Identity.platform == "telegram", Identity.external_id == str(row["telegram"]))
+        ):
+            session.add(Identity(person_id=person.id, platform="telegram", external_id=str(row["telegram"]),
+                                 chat_id=str(row["telegram"])))
         held = {
             (a.role, a.node_id, a.department_id)
             for a in await session.scalars(

@@ -98,9 +98,11 @@ async def test_each_kind_of_update_becomes_an_inbound(door, api):
     await feed(door, update_json(2, 501, text="/start LS-20261124-0042", entities=[{"type": "bot_command", "offset": 0, "length": 6}]))
     await feed(door, update_json(3, 501, data="matter:GM-0301"))
     await feed(door, update_json(4, 501, location={"latitude": 29.6558, "longitude": 91.122}))
-    await feed(door, update_json(5, 501, contact={"phone_number": "+8613812345678", "first_name": "王"}))
+    await feed(door, update_json(5, 501, contact={"phone_number": "+8613812345678", "first_name": "王", "user_id": 501}))
     await feed(door, update_json(6, 501, sticker={"file_id": "s", "file_unique_id": "s", "type": "regular",
                                                   "width": 1, "height": 1, "is_animated": False, "is_video": False}))
+    # Someone else's contact card is not the sender's phone number.
+    await feed(door, update_json(7, 501, contact={"phone_number": "+8613900000000", "first_name": "李", "user_id": 999}))
     kinds = [(m.kind, m.text, m.command, m.argument, m.data, m.latitude, m.phone) for _, m, _ in engine.calls]
     assert kinds == [
         ("text", "路灯坏了", "", "", "", None, None),
@@ -109,11 +111,12 @@ async def test_each_kind_of_update_becomes_an_inbound(door, api):
         ("location", "", "", "", "", 29.6558, None),
         ("contact", "", "", "", "", None, "+8613812345678"),
         ("text", "", "", "", "", None, None),
+        ("text", "", "", "", "", None, None),
     ]
     sender = engine.calls[0][0]
     assert (sender.platform, sender.external_id, sender.chat_id, sender.language_code, sender.display_name) == (
         "telegram", "501", "501", "zh", "测试")
-    assert [update_id for _, _, update_id in engine.calls] == [1, 2, 3, 4, 5, 6]
+    assert [update_id for _, _, update_id in engine.calls] == [1, 2, 3, 4, 5, 6, 7]
     assert len(api.called("answerCallbackQuery")) == 1  # the button press was answered
 
 
@@ -315,7 +318,7 @@ async def test_one_persons_updates_in_order_different_people_at_once():
 async def test_log_line_has_no_personal_data(door, api, caplog):
     caplog.set_level(logging.INFO, logger="gridbot.telegram")
     await feed(door, update_json(40, 510, text="我的电话是13812345678，路灯坏了"))
-    await feed(door, update_json(41, 510, contact={"phone_number": "+8613812345678", "first_name": "王"}))
+    await feed(door, update_json(41, 510, contact={"phone_number": "+8613812345678", "first_name": "王", "user_id": 510}))
     lines = [r.getMessage() for r in caplog.records if r.name == "gridbot.telegram" and "update_id=" in r.getMessage()]
     assert len(lines) == 2 and "update_id=40 user_id=510 kind=text" in lines[0]
     assert all("13812345678" not in line and "路灯" not in line for line in lines)

@@ -60,7 +60,10 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _door(context).handle(update, Inbound("contact", phone=update.effective_message.contact.phone_number))
+    """Only the sender's own number (the share-phone button) counts; someone else's card is just text."""
+    contact = update.effective_message.contact
+    own = contact.user_id is not None and contact.user_id == update.effective_user.id
+    await _door(context).handle(update, Inbound("contact", phone=contact.phone_number) if own else Inbound("text", text=""))
 
 
 async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -50,8 +50,9 @@ CHANGESET = "2026-11-25T00:00:00+08:00"  # when the services or this endpoint la
 
 CLOSED_STATES = (State.closed, State.rejected)
 # Matters about particular people: the public sees that a request exists and how it stands, nothing more.
-WITHHELD_KINDS = {"base_data", "dispute", "vulnerable_groups"}
-INTERNAL_ACTIONS = {"comment", "prompt"}  # supervision notes between staff
+WITHHELD_KINDS = {"base_data", "dispute", "vulnerable_groups", "policy_outreach"}  # about particular people
+PUBLIC_NOTE_ACTIONS = ("reject", "submit_result", "verify_pass", "resolve_on_spot")  # notes written for the public
+COORDINATE_DECIMALS = 3  # about 100 m: where the problem is, not whose door it is
 MAX_RESULTS = 1000
 WINDOW = timedelta(days=90)
 MAX_PHONE = 40
@@ -191,7 +192,12 @@ def status_of(case: Case) -> str:
 
 
 def withheld(case: Case) -> bool:
-    return case.matter.work_kind in WITHHELD_KINDS or case.source != CaseSource.resident_report
+    """Matters about particular people, patrol findings and anonymous reports show no description or exact place."""
+    return case.matter.work_kind in WITHHELD_KINDS or case.source != CaseSource.resident_report or case.anonymous
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, COORDINATE_DECIMALS)
 
 
 class Context:
@@ -209,7 +215,7 @@ class Context:
         if found:
             events = await session.scalars(
                 select(CaseEvent)
-                .where(CaseEvent.case_id.in_([c.id for c in found]), CaseEvent.action.not_in(INTERNAL_ACTIONS))
+                .where(CaseEvent.case_id.in_([c.id for c in found]), CaseEvent.action.in_(PUBLIC_NOTE_ACTIONS))
                 .order_by(CaseEvent.id)
             )
             for event in events:
@@ -252,8 +258,8 @@ def request_view(case: Case, context: Context, language: str) -> dict[str, Any]:
         "address": address or None,
         "address_id": case.grid.code,
         "zipcode": None,
-        "lat": None if hidden else case.latitude,
-        "long": None if hidden else case.longitude,
+        "lat": None if hidden else _rounded(case.latitude),
+        "long": None if hidden else _rounded(case.longitude),
         "media_url": None,
     }
 
