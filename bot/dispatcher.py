@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversations import notices
-from storage import outbox
+from storage import access, outbox
 from storage.db import writing
-from storage.models import Identity, Notification, Person
+from storage.models import Case, Identity, Notification, Person
+from storage.people import active_roles
 
 from .channels import Blocked, Channel, RetryLater
 
@@ -83,10 +84,18 @@ class Dispatcher:
         async with self.sessionmaker() as session:
             notification = await session.get(Notification, notification_id)
             person = await session.get(Person, notification.recipient_id)
-            identity = await self._identity(session, person.id)
+            if not await self._still_concerned(session, notification):
+                identity = None
+                concerned = False
+            else:
+                concerned = True
+                identity = await self._identity(session, person.id)
             if identity is not None:
                 reply = await notices.render(session, person.language, notification)
                 identity_id, platform, chat_id = identity.id, identity.platform, identity.chat_id or identity.external_id
+        if not concerned:
+            await self._record(outbox.give_up, notification_id, self.worker, "recipient no longer concerned")
+            return
         if identity is None:
             await self._record(outbox.mark_failed, notification_id, self.worker, "no reachable platform identity")
             return
@@ -109,6 +118,13 @@ class Dispatcher:
         async with self.sessionmaker.begin() as session:
             await writing(session)
             await mark(session, *args, **kwargs)
+
+    async def _still_concerned(self, session: AsyncSession, notification: Notification) -> bool:
+        """Staff whose role was revoked since the step (or who moved) are no longer told about the case."""
+        case = await session.get(Case, notification.case_id)
+        if case is None or case.reporter_id == notification.recipient_id:
+            return True
+        return access.can_view(notification.recipient_id, await active_roles(session, notification.recipient_id), case)
 
     async def _identity(self, session: AsyncSession, person_id: int) -> Identity | None:
         identities = list(

@@ -137,6 +137,11 @@ async def open_case(
             raise LocationOutsideGrids("the location lies outside every grid", latitude=latitude, longitude=longitude)
     else:
         raise MissingInput("a case needs a grid or a location", missing=["location"])
+    if source == CaseSource.worker_patrol and not any(
+        a.role in lifecycle.GRID_WORKERS and a.node is not None and a.node.contains(grid)
+        for a in await active_roles(session, reporter_id)
+    ):
+        raise NotPermitted("only a grid worker of this grid logs patrol cases here", action="report")
     centre = await grids.ancestor_at(session, grid, NodeLevel.township)
     if centre is None:
         raise InvalidInput(f"grid {grid.code} has no township above it", field="grid")

@@ -17,7 +17,7 @@ from .models import Identity, Notification
 from .timeutil import utcnow
 
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 10
+GIVE_UP_AFTER = timedelta(days=3)  # an outage of hours loses nothing; after three days the news is stale
 
 
 def backoff(attempts: int) -> timedelta:
@@ -73,7 +73,7 @@ async def mark_failed(
     retry_after: float | None = None,
     now: datetime | None = None,
 ) -> None:
-    """A failed try: retry later (backoff, or the platform's retry_after), give up after MAX_ATTEMPTS."""
+    """A failed try: retry later (backoff, or the platform's retry_after); give up once it is GIVE_UP_AFTER old."""
     now = now or utcnow()
     row = await _mine(session, notification_id, worker)
     if row is None:
@@ -81,22 +81,33 @@ async def mark_failed(
     row.attempts += 1
     row.last_error = error[:500]
     row.claimed_by, row.claimed_until = None, None
-    if row.attempts >= MAX_ATTEMPTS:
+    if now - row.created_at >= GIVE_UP_AFTER:
         row.gave_up_at = now
     else:
         row.next_attempt_at = now + (timedelta(seconds=retry_after) if retry_after else backoff(row.attempts))
 
 
 async def mark_blocked(session: AsyncSession, notification_id: int, worker: str, identity_id: int) -> None:
-    """The person blocked the bot: remember it on their identity and stop trying this message there."""
+    """The person blocked the bot there: remember it on that identity, and let the message be tried
+    at once on their other platforms (or later, when they write to us again)."""
     now = utcnow()
     identity = await session.get(Identity, identity_id)
     if identity is not None:
         identity.blocked_at = now
     row = await _mine(session, notification_id, worker)
     if row is not None:
-        row.gave_up_at = now
+        row.attempts += 1
         row.last_error = "blocked by user"
+        row.next_attempt_at = now
+        row.claimed_by, row.claimed_until = None, None
+
+
+async def give_up(session: AsyncSession, notification_id: int, worker: str, reason: str) -> None:
+    """Never send this one (e.g. its recipient no longer has a role that concerns the case)."""
+    row = await _mine(session, notification_id, worker)
+    if row is not None:
+        row.gave_up_at = utcnow()
+        row.last_error = reason
         row.claimed_by, row.claimed_until = None, None
 
 

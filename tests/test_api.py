@@ -229,7 +229,7 @@ async def test_scope_query_agrees_with_can_view(client):
     store = CaseStore(sessionmaker)
     a = await report(sessionmaker, "demo-resident-zh", G01)
     b = await report(sessionmaker, "demo-resident-bo", DEJI_G01)
-    c = await report(sessionmaker, "demo-worker-g01", G02, source=CaseSource.worker_patrol, concerned_residents="王某")
+    c = await report(sessionmaker, "demo-worker-g02", G02, source=CaseSource.worker_patrol, concerned_residents="王某")
     gesang = await person_id(sessionmaker, "demo-centre-gesang")
     deji = await person_id(sessionmaker, "demo-centre-deji")
     await store.act(a.number, gesang, "escalate")  # now with the district centre

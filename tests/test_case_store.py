@@ -394,3 +394,11 @@ def test_every_state_is_reachable_and_every_trigger_declared_once():
     assert set(STATES) - {"reported"} <= dests
     triggers = [t["trigger"] for t in TRANSITIONS]
     assert len(triggers) == len(set(triggers))
+
+
+async def test_only_a_grid_worker_of_the_grid_logs_a_patrol_case_there(sessionmaker, world):
+    store = CaseStore(sessionmaker)
+    for outsider in (world.worker_g3, world.resident, world.centre_t1):
+        with pytest.raises(NotPermitted):
+            await store.open_case(reporter_id=outsider, matter_code="LIGHT", description="巡查发现路灯不亮", language="zh",
+                                  grid_code="G1", source=cases.CaseSource.worker_patrol)

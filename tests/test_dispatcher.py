@@ -89,3 +89,34 @@ async def test_a_person_with_no_reachable_platform_does_not_stop_the_drain(demo)
     assert await dispatcher.drain_once() > 0
     row = await pending(demo, "accept.reporter")
     assert row.sent_at is None and row.last_error == "no reachable platform identity"
+
+
+async def test_a_revoked_member_of_staff_is_no_longer_told(demo):
+    from storage.staff import find_person, revoke_staff
+
+    await accepted_case(demo, "zh")  # the report told the grid's worker
+    async with demo.begin() as session:
+        await revoke_staff(session, (await find_person(session, "demo-worker-g01")).id)
+    channel = FlakyWeb()
+    await Dispatcher(demo, [channel], limiter=fast_limiter()).drain_once()
+    assert not [chat for chat, _ in channel.sent if chat == "demo-worker-g01"]
+    row = await pending(demo, "report.grid_workers")
+    assert row.gave_up_at is not None and row.last_error == "recipient no longer concerned"
+
+
+async def test_a_notification_waits_for_a_person_who_blocked_every_channel(demo):
+    """Given up only after three days: until then each try waits longer, and the first try after they
+    write to us again goes through."""
+    from storage import outbox
+
+    await accepted_case(demo, "zh")
+    row = await pending(demo, "accept.reporter")
+    async with demo.begin() as session:
+        leased = await outbox.lease_due(session, "w", 100)
+        assert row.id in [n.id for n in leased]
+        await outbox.mark_failed(session, row.id, "w", "no reachable platform identity", now=row.created_at + timedelta(days=2))
+    assert (await pending(demo, "accept.reporter")).gave_up_at is None
+    async with demo.begin() as session:
+        await outbox.lease_due(session, "w", 100, now=row.created_at + timedelta(days=3))
+        await outbox.mark_failed(session, row.id, "w", "no reachable platform identity", now=row.created_at + timedelta(days=3))
+    assert (await pending(demo, "accept.reporter")).gave_up_at is not None

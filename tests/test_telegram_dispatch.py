@@ -156,7 +156,8 @@ async def test_flood_control_and_blocked_users(demo):
         assert retried.sent_at is None and retried.gave_up_at is None
         wait = (retried.next_attempt_at - utcnow()).total_seconds()
         assert 30 < wait <= 42
-        assert blocked.gave_up_at is not None and blocked.last_error == "blocked by user"
+        # Not given up: tried again at once on the person's other platforms, or when they write to us again.
+        assert blocked.sent_at is None and blocked.gave_up_at is None and blocked.last_error == "blocked by user"
         identity = await session.scalar(select(Identity).where(Identity.person_id == blocked.recipient_id,
                                                                Identity.platform == "telegram"))
         assert identity.blocked_at is not None

@@ -6,7 +6,6 @@ Create Date: 2026-11-25 08:53:58.620629
 """
 
 from alembic import op
-import sqlalchemy as sa
 
 
 
