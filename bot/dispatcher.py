@@ -71,12 +71,15 @@ class Dispatcher:
         self.sent = 0
         self.failures = 0
 
-    async def drain_once(self) -> int:
-        """Lease a batch and try each message once; returns how many were tried."""
+    async def drain_once(self, stop: asyncio.Event | None = None) -> int:
+        """Lease a batch and try each message once; returns how many were tried. Stops early when
+        `stop` is set: the rest of the batch is released for the next pass or another dispatcher."""
         async with self.sessionmaker.begin() as session:
             await writing(session)
             leased = [n.id for n in await outbox.lease_due(session, self.worker, self.batch)]
         for notification_id in leased:
+            if stop is not None and stop.is_set():
+                break
             await self._deliver(notification_id)
         return len(leased)
 
@@ -143,7 +146,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 try:
-                    tried = await self.drain_once()
+                    tried = await self.drain_once(stop)
                 except Exception:
                     log.exception("dispatcher pass failed")
                     tried = 0

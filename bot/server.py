@@ -52,9 +52,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     try:
         await stop.wait()
     finally:
+        # Each step on its own, so that one that hangs or fails does not skip the others.
         for task in tasks:
-            await asyncio.wait_for(task, timeout=10)
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except (asyncio.TimeoutError, Exception):
+                log.warning("%s did not stop cleanly", task.get_name())
         if telegram is not None:
-            await telegram.stop()
+            try:
+                await telegram.stop()
+            except Exception:
+                log.exception("telegram did not stop cleanly")
         await runner.cleanup()
         await runtime.db.dispose()
