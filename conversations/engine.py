@@ -28,7 +28,7 @@ from .dialog import finish
 from .dialogs import cases, grid, language, menu, patrol, report, staff
 from .engine_support import DIALOGS
 from .i18n import language_from_platform
-from .protocol import Inbound
+from .protocol import Inbound, Reply
 from .router import Router
 from .text import clean, without_controls
 
@@ -36,15 +36,25 @@ log = logging.getLogger("gridbot.engine")
 
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
+ANSWER_IN_FLIGHT = timedelta(seconds=30)  # how long a first answer may take to be confirmed delivered
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
 
 
 class Replies(list):
-    """The replies to show, and where the person's dialog now stands (for the adapters' logs)."""
+    """The replies to show, and where the person's dialog now stands (for the adapters' logs).
+
+    For an update seen before, `repeated` is set and the list holds the answer given then;
+    `delivered` says whether the adapter confirmed that answer reached the person, and `lost`
+    whether it evidently never will by the first attempt (not delivered, and no longer recent:
+    a push adapter sends it again then; a copy still in flight elsewhere is left alone).
+    """
 
     dialog: str | None = None
     state: str | None = None
     person_id: int | None = None
+    repeated: bool = False
+    delivered: bool = False
+    lost: bool = False
 
 
 @dataclass
@@ -82,13 +92,18 @@ class Engine:
             try:
                 async with self.sessionmaker.begin() as session:
                     await writing(session)
-                    if update_id is not None and not await _first_time(session, sender.platform, str(update_id)):
-                        log.info("update %s ignored: already processed", update_id)
-                        return Replies()
+                    processed = None
+                    if update_id is not None:
+                        processed, first = await _record_update(session, sender.platform, str(update_id))
+                        if not first:
+                            log.info("update %s not handled again: already processed", update_id)
+                            return _earlier_answer(processed, self.clock())
                     ctx = await self._context(session, sender)
                     await self._dispatch(ctx, message)
                     ctx.dialog_state.updated_at = ctx.now
                     ctx.touch()
+                    if processed is not None:
+                        processed.replies = [reply.to_dict() for reply in ctx.replies]
                     await session.flush()
                 log.info(
                     "update=%s person=%s kind=%s dialog=%s state=%s ms=%.1f",
@@ -105,6 +120,14 @@ class Engine:
                 if attempt == 2:
                     raise
         return Replies()
+
+    async def mark_delivered(self, platform: str, update_id: str | int) -> None:
+        """The adapter confirms that the answer to this update reached the person."""
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            processed = await session.get(ProcessedUpdate, (platform, str(update_id)))
+            if processed is not None and processed.delivered_at is None:
+                processed.delivered_at = self.clock()
 
     async def _context(self, session: AsyncSession, sender: Sender) -> Context:
         hint = language_from_platform(sender.language_code)
@@ -203,10 +226,19 @@ def _sanitise(message: Inbound) -> None:
     message.data = without_controls(message.data, 64)
 
 
-async def _first_time(session: AsyncSession, platform: str, update_id: str) -> bool:
-    """Record the update id; False if it was already recorded (by us earlier, or by another instance)."""
-    if await session.get(ProcessedUpdate, (platform, update_id)) is not None:
-        return False
-    session.add(ProcessedUpdate(platform=platform, update_id=update_id))
+async def _record_update(session: AsyncSession, platform: str, update_id: str) -> tuple[ProcessedUpdate, bool]:
+    """The update's record, and whether this is the first time (False: handled before, here or elsewhere)."""
+    seen = await session.get(ProcessedUpdate, (platform, update_id))
+    if seen is not None:
+        return seen, False
+    processed = ProcessedUpdate(platform=platform, update_id=update_id)
+    session.add(processed)
     await session.flush()
-    return True
+    return processed, True
+
+
+def _earlier_answer(processed: ProcessedUpdate, now: datetime) -> Replies:
+    replies = Replies(Reply.from_dict(r) for r in processed.replies or [])
+    replies.repeated, replies.delivered = True, processed.delivered_at is not None
+    replies.lost = not replies.delivered and now - processed.processed_at > ANSWER_IN_FLIGHT
+    return replies

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 InboundKind = Literal["text", "button", "location", "photo", "contact", "command"]
@@ -59,6 +59,14 @@ class Reply:
     location_label: str = ""  # label of the platform's "share location" button, translated
     contact_label: str = ""
     photo_file_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Reply:
+        rows = [[Button(**b) for b in row] for row in data.get("buttons", [])]
+        return cls(**{**data, "buttons": rows})
 
     def button_data(self) -> list[str]:
         return [b.data for row in self.buttons for b in row]

@@ -375,6 +375,9 @@ class ProcessedUpdate(Base):
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The answer given, so that a redelivered update whose answer never arrived gets it again.
+    replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    delivered_at: Mapped[datetime | None]
 
 
 class DialogState(Base):

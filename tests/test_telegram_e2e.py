@@ -258,7 +258,14 @@ async def test_bot_killed_between_two_steps_resumes(bots, emulator, http, caplog
     async with bots.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Case).where(Case.number == number)) == 1
     # One structured line per update: ids, dialog, state, duration; nothing the person typed.
-    lines = [r.getMessage() for r in caplog.records if r.name == "gridbot.telegram" and "update_id=" in r.getMessage()]
+    def log_lines():
+        return [r.getMessage() for r in caplog.records if r.name == "gridbot.telegram" and "update_id=" in r.getMessage()]
+
+    for _ in range(100):  # the line is written just after the answer is sent: give it a moment
+        if len(log_lines()) >= 11:
+            break
+        await asyncio.sleep(0.02)
+    lines = log_lines()
     assert len(lines) == 11
     assert any(f"user_id={person.user_id} kind=location dialog=report state=address" in line for line in lines)
     assert any("kind=button dialog=None state=None" in line for line in lines)  # submitted: the dialog is closed

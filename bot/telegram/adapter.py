@@ -315,7 +315,9 @@ class TelegramFrontDoor:
         )
         async with self._engine_gate:
             replies = await self.runtime.engine.handle(sender, inbound, update_id=update.update_id)
-        messages, shown = render.render(replies, keyboard_shown=chat_id in self.keyboards)
+        # A redelivered update is not handled again; its answer is sent again only if it was lost.
+        to_send = list(replies) if not replies.repeated or replies.lost else []
+        messages, shown = render.render(to_send, keyboard_shown=chat_id in self.keyboards)
         sent = 0
         try:
             sent = await render.send(self.application.bot, chat_id, messages, wait_on_flood=30)
@@ -325,12 +327,14 @@ class TelegramFrontDoor:
             self.keyboards.set(chat_id, shown if sent == len(messages) else False)
         # The same counters as the web chat, labelled by platform (see bot/web/metrics.py).
         self.runtime.count(f'updates_received{{platform="{PLATFORM}"}}')
-        if replies:
+        if not replies.repeated:
             self.runtime.count(f'updates_handled{{platform="{PLATFORM}"}}')
             self.runtime.count(f'dialog_steps{{platform="{PLATFORM}"}}', len(replies))
         else:
             self.runtime.count(f'updates_duplicate{{platform="{PLATFORM}"}}')
         self._log_update(update, user.id, inbound, replies, sent, started)
+        if messages and sent == len(messages):
+            await self.runtime.engine.mark_delivered(PLATFORM, update.update_id)
 
     def _log_update(self, update: Update, user_id: int, inbound: Inbound, replies, sent: int, started: float) -> None:
         """One structured line per update: ids, dialog, state, timing; never what the person wrote."""

@@ -9,6 +9,7 @@ Endpoints:
     GET  /                         the page (`/?grid=CODE` opens that grid: the page sends `/start grid_CODE`)
     GET  /chat/strings?lang=bo     the page's own words, from the catalogs
     POST /chat/send                {client_id, message_id, message: {kind, text, data, latitude, longitude, phone},
+                                    (a retried message id gets the first answer again, from any instance)
                                     language_code?} → {replies: [...], language, language_chosen}
     POST /chat/photo?client_id=…&message_id=…   multipart, one part named "photo" → same answer as /chat/send
     GET  /chat/inbox?client_id=…   notifications waiting for this person (marked seen) → {messages: [...]}
@@ -216,11 +217,11 @@ class WebChat:
             raise
         finally:
             self.in_flight.pop(update_id, None)
-        if replies:
+        if not replies.repeated:
             self.count("updates_handled")
             self.count("dialog_steps", len(replies))
         else:
-            self.count("updates_duplicate")  # handled before (another instance, or long ago)
+            self.count("updates_duplicate")  # handled before (another instance, or long ago): the same answer again
         future.set_result(answer)
         self.answers[update_id] = answer
         while len(self.answers) > RECENT_ANSWERS:
