@@ -71,6 +71,7 @@ STRINGS = {
     "my_photo": N_("📷 Photo"),
     "sending": N_("Sending…"),
     "send_failed": N_("Not sent yet: no connection. It will be sent again automatically."),
+    "send_dropped": N_("This message could not be handled. Please try again, or choose from the menu."),
     "location_failed": N_("Your location could not be read. Allow location access, or choose the place from the list."),
     "photo_too_large": N_("The photo is too large: at most {size}."),
     "photo_unreadable": N_("This file is not a photo. Please send a picture."),

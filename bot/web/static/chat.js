@@ -301,6 +301,14 @@
         } catch (e) {
           res = null;
         }
+        if (res && res.status === 500 && (item.errors = (item.errors || 0) + 1) >= 3) {
+          // The server fails on this very message (not the connection): drop it rather than block the rest.
+          settled(item);
+          note(t("send_dropped"));
+          save();
+          render();
+          continue;
+        }
         if (!res || res.status >= 500) {
           failures += 1;
           if (failures === 1) note(t("send_failed"));
