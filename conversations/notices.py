@@ -53,8 +53,9 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     if params.get("department"):
         department = await session.scalar(select(Department).where(Department.code == params["department"]))
         params["department"] = department.name(language) if department else params["department"]
-    if params.get("reason") in STORED_REASONS:
-        params["reason"] = i18n.translate(language, STORED_REASONS[params["reason"]])
+    listed = STORED_REASONS.get(params.get("reason") or "")
+    if listed:
+        params["reason"] = i18n.translate(language, listed)
     for key in ("deadline", "verify_by"):
         if params.get(key):
             params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))
