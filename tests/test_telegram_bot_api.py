@@ -271,6 +271,32 @@ async def test_webhook_without_a_secret_accepts_and_answers_quickly(api, tmp_pat
     assert [u for _, _, u in door.runtime.engine.calls] == [30]
 
 
+async def test_webhook_answers_500_when_handling_failed_so_telegram_delivers_again(api, tmp_path):
+    door = make_door(api, tmp_path)
+    attempts = []
+
+    class FailsOnce(FakeEngine):
+        async def handle(self, sender, message, *, update_id=None):
+            attempts.append(update_id)
+            if len(attempts) == 1:
+                raise ConnectionError("database went away")  # rolled back: nothing of the update was kept
+            return await super().handle(sender, message, update_id=update_id)
+
+    door.runtime.engine = FailsOnce()
+    app = web.Application()
+    await door.start(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        headers = {SECRET_HEADER: SECRET}
+        first = await client.post("/telegram/webhook", json=update_json(60, 512, text="hi"), headers=headers)
+        again = await client.post("/telegram/webhook", json=update_json(60, 512, text="hi"), headers=headers)
+        assert (first.status, again.status) == (500, 200) and attempts == [60, 60]
+    finally:
+        await door.stop()
+        await client.close()
+
+
 async def test_channel_maps_flood_control_and_blocking(api):
     from telegram import Bot
 

@@ -172,6 +172,7 @@ class TelegramFrontDoor:
         self.channel: TelegramChannel | None = None
         self._accepting = False
         self._webhook_tasks: set[asyncio.Task] = set()
+        self._failed: set[int] = set()  # updates whose handling failed, answered 500 on the webhook
         # SQLite has one writer: its busy handler retries with sleeps of up to 100 ms, so
         # concurrent dialog transactions of this process queue here, in order, instead.
         self._engine_gate = asyncio.Lock() if _is_sqlite(runtime) else contextlib.nullcontext()
@@ -290,6 +291,10 @@ class TelegramFrontDoor:
         self._webhook_tasks.add(task)
         task.add_done_callback(self._webhook_tasks.discard)
         await asyncio.wait({task}, timeout=self.ack_wait)
+        if update.update_id in self._failed:
+            # Nothing of it was kept (the engine's transaction rolled back): let Telegram deliver it again.
+            self._failed.discard(update.update_id)
+            return web.Response(status=500)
         return web.Response(status=200)
 
     async def process(self, update: Update) -> None:
@@ -377,6 +382,8 @@ class TelegramFrontDoor:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         exc = context.error
         update_id = update.update_id if isinstance(update, Update) else None
+        if update_id is not None and self.mode == "webhook" and len(self._failed) < 10_000:
+            self._failed.add(update_id)
         self.runtime.count(f'updates_failed{{platform="{PLATFORM}"}}')
         if isinstance(exc, TelegramError):
             log.warning("telegram update=%s failed: %s: %s", update_id, type(exc).__name__, exc)
