@@ -282,8 +282,15 @@ async def test_staff_action_reaches_the_web_inbox(client, runtime, demo, languag
         b["label"] for row in message["reply"]["buttons"] for b in row
     ]
     assert [b["data"] for row in message["reply"]["buttons"] for b in row] == [f"case:{number}"]
-    # Shown once: marked seen.
-    assert (await (await client.get(f"/chat/inbox?client_id={user.client_id}")).json()) == {"messages": []}
+    # Until the page confirms it has it (by asking for what came after), it is offered again: a lost
+    # answer loses nothing. Once confirmed it is marked seen.
+    again = await (await client.get(f"/chat/inbox?client_id={user.client_id}")).json()
+    assert [m["id"] for m in again["messages"]] == [message["id"]]
+    confirmed = await (await client.get(f"/chat/inbox?client_id={user.client_id}&after={message['id']}")).json()
+    assert confirmed == {"messages": []}
+    async with demo() as session:
+        row = await session.get(WebInboxMessage, message["id"])
+        assert row.seen_at is not None
     # The button in the notification opens the case in the chat.
     await user.post({"kind": "button", "data": f"case:{number}"})
     assert number in user.text_shown
@@ -316,6 +323,8 @@ async def test_notifications_are_pushed_live_to_an_open_page(aiohttp_client, run
     event = await asyncio.wait_for(next_event(), 5)
     assert event["event"] == "message" and number in event["data"]
     events.close()
+    # The page confirms what it holds on its next request (or the browser's Last-Event-ID on reconnect).
+    await client.get(f"/chat/inbox?client_id={user.client_id}&after={event['id']}")
     async with demo() as session:
         assert await session.scalar(select(func.count()).select_from(WebInboxMessage).where(
             WebInboxMessage.person_id == await session.scalar(select(Case.reporter_id).where(Case.number == number)),

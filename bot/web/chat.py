@@ -78,6 +78,11 @@ STRINGS = {
     "rate_limited": N_("Too many messages at once. Please wait a moment."),
 }
 
+def _after(value: str | None) -> int:
+    """The id of the last inbox message the page has (0: none)."""
+    return int(value) if value and value.isdigit() and len(value) < 19 else 0
+
+
 def reply_payload(reply: Reply) -> dict[str, Any]:
     """A Reply as JSON for the page (and as stored in the web inbox)."""
     return {
@@ -239,36 +244,29 @@ class WebChat:
                 language, chosen = row
         return {"replies": [reply_payload(r) for r in replies], "language": language, "language_chosen": bool(chosen)}
 
-    async def claim_inbox(self, person_id: int, limit: int = 50) -> list[dict[str, Any]]:
-        """Unseen inbox messages, marked seen; each message is claimed by one request only."""
-        async with self.runtime.sessionmaker() as session:
-            waiting = await session.scalar(
-                select(exists().where(WebInboxMessage.person_id == person_id, WebInboxMessage.seen_at.is_(None)))
-            )
-        if not waiting:
-            return []
-        async with self.runtime.sessionmaker.begin() as session:
-            await writing(session)
-            ids = list(
-                await session.scalars(
-                    select(WebInboxMessage.id)
-                    .where(WebInboxMessage.person_id == person_id, WebInboxMessage.seen_at.is_(None))
-                    .order_by(WebInboxMessage.id)
-                    .limit(limit)
+    async def inbox_after(self, person_id: int, after: int, limit: int = 50) -> list[dict[str, Any]]:
+        """Inbox messages newer than `after`, the last one the page confirmed it has. Those up to
+        `after` are marked seen; the rest stay until confirmed, so a lost answer loses nothing."""
+        if after > 0:
+            async with self.runtime.sessionmaker.begin() as session:
+                await writing(session)
+                await session.execute(
+                    update(WebInboxMessage)
+                    .where(WebInboxMessage.person_id == person_id, WebInboxMessage.id <= after,
+                           WebInboxMessage.seen_at.is_(None))
+                    .values(seen_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
-            )
-            if not ids:
-                return []
-            rows = await session.execute(
-                update(WebInboxMessage)
-                .where(WebInboxMessage.id.in_(ids), WebInboxMessage.seen_at.is_(None))
-                .values(seen_at=utcnow())
-                .returning(WebInboxMessage.id, WebInboxMessage.payload, WebInboxMessage.created_at)
-                .execution_options(synchronize_session=False)
-            )
-            claimed = sorted(rows.all(), key=lambda row: row[0])
-        self.count("inbox_delivered", len(claimed))
-        return [{"id": id_, "created_at": created.isoformat(), "reply": payload} for id_, payload, created in claimed]
+        async with self.runtime.sessionmaker() as session:
+            rows = (await session.execute(
+                select(WebInboxMessage.id, WebInboxMessage.payload, WebInboxMessage.created_at)
+                .where(WebInboxMessage.person_id == person_id, WebInboxMessage.id > after,
+                       WebInboxMessage.seen_at.is_(None))
+                .order_by(WebInboxMessage.id)
+                .limit(limit)
+            )).all()
+        self.count("inbox_delivered", len(rows))
+        return [{"id": id_, "created_at": created.isoformat(), "reply": payload} for id_, payload, created in rows]
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -386,7 +384,8 @@ class WebChat:
         client_id = _client_id(request.query.get("client_id"))
         self.limit(request, client_id, 0.5)
         person_id = await self.person_id(client_id)
-        messages = await self.claim_inbox(person_id) if person_id is not None else []
+        after = _after(request.query.get("after"))
+        messages = await self.inbox_after(person_id, after) if person_id is not None else []
         return web.json_response({"messages": messages})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -399,6 +398,8 @@ class WebChat:
         person_id = None
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8", "X-Accel-Buffering": "no"})
         try:
+            # The browser sends Last-Event-ID when it reconnects: go on from there.
+            last = _after(request.headers.get("Last-Event-ID") or request.query.get("after"))
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
             quiet_since = time.monotonic()
@@ -411,7 +412,8 @@ class WebChat:
                         self.signals.listen(person_id, wake)
                 wake.clear()
                 if person_id is not None:
-                    for message in await self.claim_inbox(person_id):
+                    for message in await self.inbox_after(person_id, last):
+                        last = message["id"]
                         data = json.dumps(message, ensure_ascii=False)
                         await response.write(f"id: {message['id']}\nevent: message\ndata: {data}\n\n".encode())
                         quiet_since = time.monotonic()

@@ -345,6 +345,11 @@
 
   // -- notifications -------------------------------------------------------------------------------
 
+  // The id of the newest notice this page holds: the server keeps anything newer until we say so.
+  function lastNotice() {
+    return state.seen.length ? Math.max.apply(null, state.seen) : 0;
+  }
+
   function deliver(message) {
     if (!message || state.seen.includes(message.id)) return;
     state.seen.push(message.id);
@@ -355,7 +360,7 @@
 
   async function fetchInbox() {
     try {
-      const res = await fetch("/chat/inbox?client_id=" + clientId, { cache: "no-store" });
+      const res = await fetch("/chat/inbox?client_id=" + clientId + "&after=" + lastNotice(), { cache: "no-store" });
       if (!res.ok) return;
       const data = await res.json();
       (data.messages || []).forEach(deliver);
@@ -369,7 +374,7 @@
       setInterval(fetchInbox, 30000);
       return;
     }
-    const events = new EventSource("/chat/events?client_id=" + clientId);
+    const events = new EventSource("/chat/events?client_id=" + clientId + "&after=" + lastNotice());
     events.addEventListener("message", (event) => {
       try {
         deliver(JSON.parse(event.data));
