@@ -122,6 +122,23 @@ class Dispatcher:
             await writing(session)
             await mark(session, *args, **kwargs)
 
+    async def send_to_person(self, person_id: int, replies: list) -> bool:
+        """Best effort, outside the outbox: a notice that is not about a case (a dialog closed for
+        lack of an answer). Returns whether it was handed to a platform."""
+        async with self.sessionmaker() as session:
+            identity = await self._identity(session, person_id)
+            if identity is None:
+                return False
+            platform, chat_id = identity.platform, identity.chat_id or identity.external_id
+        try:
+            for reply in replies:
+                await self.limiter.wait(f"{platform}:{chat_id}")
+                await self.channels[platform].send(chat_id, reply)
+        except Exception as exc:
+            log.info("notice to person %s not sent: %s", person_id, type(exc).__name__)
+            return False
+        return True
+
     async def _still_concerned(self, session: AsyncSession, notification: Notification) -> bool:
         """Staff whose role was revoked since the step (or who moved) are no longer told about the case."""
         case = await session.get(Case, notification.case_id)

@@ -15,6 +15,20 @@ from .settings import Settings
 log = logging.getLogger("gridbot.server")
 
 
+async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asyncio.Event, every: float = 60) -> None:
+    """Once a minute: dialogs left unanswered are closed and the person is told (their draft is kept)."""
+    while not stop.is_set():
+        try:
+            for person_id, replies in await runtime.engine.close_idle_dialogs():
+                await dispatcher.send_to_person(person_id, replies)
+        except Exception:
+            log.exception("closing idle dialogs failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     from .web.app import create_app
 
@@ -47,6 +61,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
+        tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
     if ready is not None:
         ready.set()
     try:

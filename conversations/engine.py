@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from storage.db import writing
-from storage.models import DialogState, ProcessedUpdate
+from storage.models import DialogState, Person, ProcessedUpdate
 from storage.people import person_for_identity
 from storage.timeutil import utcnow
 
@@ -158,15 +158,10 @@ class Engine:
 
         route = self.router.match(message)
         if state.dialog and ctx.now - state.updated_at > self.idle:
-            saved = self._put_aside(ctx)
+            await self._close_idle(ctx)
             if route is None:
-                if saved:
-                    ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
-                                  "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
-                else:
-                    ctx.say(ctx.t("We stopped where we were, as there was no answer for a while."))
-                await menu.show_menu(ctx)
                 return
+            ctx.replies.clear()
 
         if route is not None:
             handler, argument = route
@@ -189,6 +184,41 @@ class Engine:
             return
         deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
         await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link)
+
+    async def _close_idle(self, ctx: Context) -> None:
+        """Close a dialog nobody answered for a while, politely; an unfinished report is kept."""
+        if self._put_aside(ctx):
+            ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
+                          "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
+        else:
+            ctx.say(ctx.t("We stopped where we were, as there was no answer for a while."))
+        await menu.show_menu(ctx)
+
+    async def close_idle_dialogs(self, limit: int = 100) -> list[tuple[int, Replies]]:
+        """Close the dialogs idle for longer than the limit; returns (person id, the polite notice) for
+        each, for the caller to send. Run periodically, so that people are told without writing first."""
+        closed: list[tuple[int, Replies]] = []
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            now = self.clock()
+            query = (
+                select(DialogState)
+                .where(DialogState.dialog.is_not(None), DialogState.updated_at < now - self.idle)
+                .order_by(DialogState.updated_at)
+                .limit(limit)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            for state in list(await session.scalars(query)):
+                person = await session.get(Person, state.person_id)
+                ctx = Context(session=session, person=person, dialog_state=state, now=now, platform="")
+                await self._close_idle(ctx)
+                state.updated_at = now
+                ctx.touch()
+                replies = Replies(ctx.replies)
+                replies.person_id = person.id
+                closed.append((person.id, replies))
+        return closed
 
     def _put_aside(self, ctx: Context) -> bool:
         """Close the open dialog; a report with any answer in it is kept as a draft for 24 hours."""

@@ -120,3 +120,25 @@ async def test_a_notification_waits_for_a_person_who_blocked_every_channel(demo)
         await outbox.lease_due(session, "w", 100, now=row.created_at + timedelta(days=3))
         await outbox.mark_failed(session, row.id, "w", "no reachable platform identity", now=row.created_at + timedelta(days=3))
     assert (await pending(demo, "accept.reporter")).gave_up_at is not None
+
+
+async def test_an_unanswered_dialog_is_closed_and_the_person_told_without_writing_first(demo):
+    from conversations.i18n import translate
+
+    engine = Engine(demo)
+    chat = await start(engine, "gone-quiet", "bo")
+    await chat.run(report_transcript("bo")[:3])
+    assert await engine.close_idle_dialogs() == []  # not idle yet
+    engine.clock = lambda: utcnow() + timedelta(minutes=31)
+    [(person_id, replies)] = await engine.close_idle_dialogs()
+    channel = FlakyWeb()
+    assert await Dispatcher(demo, [channel], limiter=fast_limiter()).send_to_person(person_id, replies)
+    told = "\n".join(text for chat_id, text in channel.sent if chat_id == "gone-quiet")
+    assert all(part in told for part in fixed_parts(
+        "bo", "Your unfinished report was put aside after {minutes} minutes without an answer. It is kept for 24 hours."))
+    assert "resume:report" in [d for r in replies for d in r.button_data()]
+    assert await engine.close_idle_dialogs() == []  # told once
+    await chat.run([(  # their next message is simply handled: the notice is not repeated
+        "/menu", lambda c: "resume:report" in c.buttons() and translate("bo", "Your unfinished report was put aside "
+                                                                          "after {minutes} minutes without an answer. "
+                                                                          "It is kept for 24 hours.")[:10] not in c.text)])
