@@ -423,3 +423,17 @@ async def test_an_idle_report_with_only_typed_words_is_kept_too(demo):
         ("hello?", ["Your unfinished report was put aside after {minutes} minutes without an answer. It is kept for 24 hours.",
                     lambda c: "resume:report" in c.buttons()]),
     ])
+
+
+async def test_a_photo_arriving_late_is_kept(demo):
+    engine = Engine(demo)
+    chat = await start(engine, "late-photo", "bo")
+    await chat.run(report_transcript("bo")[:7])  # past the photo step, at the phone question
+    await chat.run([
+        (Photo("slow-upload"), ["Photo {count} received.", lambda c: "phone:anonymous" in c.buttons()]),
+        (Press("phone:anonymous"), lambda c: "confirm:submit" in c.buttons()),
+        (Press("confirm:submit"), []),
+    ])
+    async with demo() as session:
+        case = await session.scalar(select(Case).where(Case.number == case_number_in(chat)))
+        assert [a.platform_file_id for a in case.attachments] == ["photo-1", "slow-upload"]

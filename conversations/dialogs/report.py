@@ -325,7 +325,25 @@ class ReportDialog(Dialog):
             request_contact=True,
         )
 
+    async def late_photo(self, ctx: Context, message: Inbound) -> bool:
+        """A photo that arrives after the photo step (slow upload, or sent out of turn) is kept."""
+        if message.kind != "photo":
+            return False
+        photos = ctx.data.setdefault("photos", [])
+        if len(photos) < MAX_PHOTOS:
+            photos.append({"platform": ctx.platform, "platform_file_id": message.photo_file_id,
+                           "stored_path": message.photo_path, "sha256": message.photo_sha256, "size": message.photo_size})
+            ctx.touch()
+            ctx.say(ctx.t("Photo {count} received.", count=i18n.number(ctx.language, len(photos))))
+        else:
+            ctx.say(ctx.t("You have already sent {limit} photos, the most one report can carry. Press Done.",
+                          limit=i18n.number(ctx.language, MAX_PHOTOS)))
+        await self.prompt(ctx)
+        return True
+
     async def on_phone(self, ctx: Context, message: Inbound) -> None:
+        if await self.late_photo(ctx, message):
+            return
         if message.kind == "button" and message.data == "phone:anonymous":
             ctx.data.update(phone=None, anonymous=True)
         elif message.kind in ("contact", "text") and _valid_phone(message.phone if message.kind == "contact" else message.text):
@@ -371,6 +389,8 @@ class ReportDialog(Dialog):
         )
 
     async def on_confirm(self, ctx: Context, message: Inbound) -> None:
+        if await self.late_photo(ctx, message):
+            return
         if message.kind == "button" and message.data.startswith("edit:"):
             field = message.data.split(":", 1)[1]
             if field in FIELDS:
