@@ -36,24 +36,23 @@ log = logging.getLogger("gridbot.engine")
 
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
-ANSWER_IN_FLIGHT = timedelta(seconds=30)  # how long a first answer may take to be confirmed delivered
+ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
 
 
 class Replies(list):
     """The replies to show, and where the person's dialog now stands (for the adapters' logs).
 
-    For an update seen before, `repeated` is set and the list holds the answer given then;
-    `delivered` says whether the adapter confirmed that answer reached the person, and `lost`
-    whether it evidently never will by the first attempt (not delivered, and no longer recent:
-    a push adapter sends it again then; a copy still in flight elsewhere is left alone).
+    For an update seen before, `repeated` is set and the list holds the answer given then.
+    `lost` says the first answer is no longer recent: a platform delivers an update again when its
+    first delivery failed, so a push adapter sends the answer again then (a copy of the update
+    arriving at the same moment elsewhere is left alone, its answer is still on its way).
     """
 
     dialog: str | None = None
     state: str | None = None
     person_id: int | None = None
     repeated: bool = False
-    delivered: bool = False
     lost: bool = False
 
 
@@ -120,14 +119,6 @@ class Engine:
                 if attempt == 2:
                     raise
         return Replies()
-
-    async def mark_delivered(self, platform: str, update_id: str | int) -> None:
-        """The adapter confirms that the answer to this update reached the person."""
-        async with self.sessionmaker.begin() as session:
-            await writing(session)
-            processed = await session.get(ProcessedUpdate, (platform, str(update_id)))
-            if processed is not None and processed.delivered_at is None:
-                processed.delivered_at = self.clock()
 
     async def _context(self, session: AsyncSession, sender: Sender) -> Context:
         hint = language_from_platform(sender.language_code)
@@ -269,6 +260,6 @@ async def _record_update(session: AsyncSession, platform: str, update_id: str) -
 
 def _earlier_answer(processed: ProcessedUpdate, now: datetime) -> Replies:
     replies = Replies(Reply.from_dict(r) for r in processed.replies or [])
-    replies.repeated, replies.delivered = True, processed.delivered_at is not None
-    replies.lost = not replies.delivered and now - processed.processed_at > ANSWER_IN_FLIGHT
+    replies.repeated = True
+    replies.lost = now - processed.processed_at > ANSWER_IN_FLIGHT
     return replies

@@ -377,7 +377,6 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The answer given, so that a redelivered update whose answer never arrived gets it again.
     replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    delivered_at: Mapped[datetime | None]
 
 
 class DialogState(Base):

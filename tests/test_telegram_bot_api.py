@@ -56,9 +56,6 @@ class FakeEngine:
         replies.dialog, replies.state = "report", "describe"
         return replies
 
-    async def mark_delivered(self, platform, update_id):
-        self.delivered = getattr(self, "delivered", []) + [update_id]
-
 
 @pytest.fixture
 async def api():

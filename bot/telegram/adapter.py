@@ -338,8 +338,6 @@ class TelegramFrontDoor:
         else:
             self.runtime.count(f'updates_duplicate{{platform="{PLATFORM}"}}')
         self._log_update(update, user.id, inbound, replies, sent, started)
-        if messages and sent == len(messages):
-            await self.runtime.engine.mark_delivered(PLATFORM, update.update_id)
 
     def _log_update(self, update: Update, user_id: int, inbound: Inbound, replies, sent: int, started: float) -> None:
         """One structured line per update: ids, dialog, state, timing; never what the person wrote."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 
 from conversations.dialogs.menu import LANGUAGE_NAMES
 from conversations.engine import Sender

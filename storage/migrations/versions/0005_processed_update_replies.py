@@ -19,12 +19,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('processed_updates', schema=None) as batch_op:
         batch_op.add_column(sa.Column('replies', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('processed_updates', schema=None) as batch_op:
-        batch_op.drop_column('delivered_at')
         batch_op.drop_column('replies')
 
