@@ -171,10 +171,18 @@ class Engine:
     async def _first_contact(self, ctx: Context, message: Inbound) -> None:
         """Nobody is served before choosing 中文 or བོད་ཡིག (preselected from the platform's hint)."""
         if ctx.dialog_state.dialog == language.LanguageDialog.name:
+            then = ctx.data.get("then")
             await DIALOGS["language"].handle(ctx, message)
+            if then and ctx.person.language_chosen:
+                route = self.router.match(Inbound.of_text(then))
+                if route is not None:
+                    ctx.replies.clear()
+                    await route[0](ctx, Inbound.of_text(then), route[1])
             return
         deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
-        await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link)
+        # A command sent first (e.g. /join CODE from an invitation) is done once the language is chosen.
+        then = message.text if message.kind == "command" and message.command != "start" else ""
+        await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link, then=then)
 
     async def _close_idle(self, ctx: Context) -> None:
         """Close a dialog nobody answered for a while, politely; an unfinished report is kept."""

@@ -9,13 +9,13 @@ from .dialogs.grid import GridDialog
 from .dialogs.language import LanguageDialog
 from .dialogs.patrol import PatrolDialog
 from .dialogs.report import ReportDialog
-from .dialogs.staff import ActionDialog, FeedbackDialog
+from .dialogs.staff import ActionDialog, FeedbackDialog, ProfileDialog
 
 DIALOGS: dict[str, Dialog] = {
     d.name: d
     for d in (
         LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog(),
-        PatrolDialog(), ActionDialog(), FeedbackDialog(),
+        PatrolDialog(), ActionDialog(), FeedbackDialog(), ProfileDialog(),
     )
 }
 

@@ -14,7 +14,7 @@ from storage.models import Case, CaseView, Notification, Role
 from storage.staff import create_invitation
 from storage.timeutil import utcnow
 from tests.test_dialogs_resident import STREET_LIGHT, case_number_in, report_transcript, start
-from tests.transcript import Chat, Photo, Press, says
+from tests.transcript import Chat, Contact, Photo, Press, says
 
 WORKER = "demo-worker-g01"  # grid worker of 5401-D1-01-01-G01 (zh)
 OTHER_WORKER = "demo-worker-g02"  # another grid (bo)
@@ -275,8 +275,15 @@ async def test_invitation_codes_are_single_use_expire_and_can_be_revoked(demo):
     newcomer = await start(engine, "newcomer", "zh")
     await newcomer.run([
         ("/desk", "This is for grid staff. Staff join with an invitation code: /join CODE"),
-        (f"/join {code.lower()}", ["Welcome. You now work here as: {role} · {scope}", "Your roles:"]),
+        (f"/join {code.lower()}", ["Welcome. You now work here as: {role} · {scope}",
+                                   "Please type your name as residents will see it on the grid's public notice."]),
+        # Grid workers' names and numbers are published on the grid's notice (Art. 20): asked once on joining.
+        ("尼玛", "Please share or type the phone number residents can call you on."),
+        (Contact("+86 139 0000 1234"), ["Thank you. Residents of your grid will see: {name} {phone}",
+                                        lambda c: "staff:patrol" in c.buttons()]),
+        (Press("menu:grid"), []),
     ])
+    await newcomer.run([("/grid 5401-D1-01-01-G03", lambda c: "尼玛" in c.text and "13900001234" in c.text)])
     second = await start(engine, "second", "bo")
     await second.run([(f"/join {code}", "This invitation code cannot be used. Please ask the administrator for a new one.")])
     old = await make_code(demo, now=utcnow() - timedelta(days=8))
@@ -324,3 +331,12 @@ async def test_a_case_number_typed_in_tibetan_digits_is_found(demo):
     resident, number = await resident_report(engine, "bo")
     tibetan = number.translate(str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩"))
     await resident.run([(tibetan, ("Case {number}", {"number": number}))])
+
+
+async def test_a_join_sent_before_choosing_a_language_is_kept(demo):
+    code = await make_code(demo, role=Role.centre_staff, node="5401-D1-01")
+    chat = Chat(Engine(demo), "joins-first", "bo")
+    await chat.run([
+        (f"/join {code}", "Please choose your language."),
+        (Press("lang:bo"), ["Welcome. You now work here as: {role} · {scope}", lambda c: "staff:queue" in c.buttons()]),
+    ])

@@ -67,6 +67,7 @@ def setup(app: web.Application, runtime: Runtime) -> None:
             f"<tr><td>{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or '')}</td>"
             f'<td class="phone">{html.escape(phone or "")}</td></tr>'
             for role, name, phone in people
+            if name or phone
         ) or f'<tr><td colspan="3">{_both(WORDS["nobody"])}</td></tr>'
         body = f"""<!doctype html>
 <html lang="zh-Hans"><head><meta charset="utf-8">

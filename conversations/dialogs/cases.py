@@ -51,7 +51,7 @@ async def show_case(ctx: Context, number: str) -> None:
         case = await cases.case_for_person(ctx.session, ctx.person.id, number)
     except CaseNotFound:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()),
-                [[ctx.button("☰ Menu", "menu:main")]])
+                [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):

@@ -86,7 +86,7 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
     area = grid.area_bo if ctx.language == "bo" else grid.area_zh
     if area:
         lines.append(ctx.t("Area: {area}", area=area))
-    people = list(rows)
+    people = [(role, name, phone) for role, name, phone in rows if name or phone]
     if people:
         lines.append("")
         for role, name, phone in people:

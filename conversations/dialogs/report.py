@@ -108,7 +108,8 @@ class ReportDialog(Dialog):
             if not typed:
                 await self.prompt_choose_matter(ctx)
                 return
-            suggestions = await matters.suggest_matters(ctx.session, typed)
+            # Tibetan typed in Latin letters is matched as Tibetan (the description step asks to confirm it).
+            suggestions = await matters.suggest_matters(ctx.session, text.wylie_to_tibetan(typed) or typed)
             ctx.data["typed"] = typed[:MAX_DESCRIPTION]
             ctx.touch()
             if not suggestions:
@@ -455,6 +456,11 @@ def draft_fields(ctx: Context) -> dict:
         photos=[Photo(**p) for p in data.get("photos", [])],
         now=ctx.now,
     )
+
+
+def normalised_phone(typed: str | None) -> str | None:
+    """Digits as stored (Tibetan and full-width digits converted, +86 dropped), or None if not a phone number."""
+    return _normalise_phone(typed.translate(text.ASCII_DIGITS)) if _valid_phone(typed) else None
 
 
 def _valid_phone(typed: str | None) -> bool:

@@ -8,21 +8,22 @@ from sqlalchemy import select
 
 from storage import access, cases, lifecycle
 from storage.lifecycle import BY_TRIGGER, CaseError, CaseNotFound
-from storage.models import Case, CaseView, Department, Role, RoleAssignment
+from storage.models import Case, CaseView, Department, Person, Role, RoleAssignment
 from storage.people import active_roles
 from storage.staff import InvitationRefused, redeem
 
 from .. import i18n, text
 from ..context import Context
-from ..dialog import CANCEL, Dialog, finish
+from ..dialog import BACK, CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES
 from .cases import AskCaseNumberDialog, find_case_number
-from .menu import show_menu
+from .menu import LANGUAGE_NAMES, show_menu
 
 MAX_NOTE = 1000
+PUBLISHED_ROLES = (Role.grid_worker, Role.grid_worker_part_time, Role.grid_chief, Role.grid_instructor)
 STAFF_ROLES = [r for r in Role if r not in (Role.resident, Role.administrator)]
 
 # The buttons for lifecycle actions, in the reader's language.
@@ -103,6 +104,10 @@ async def show_queue(ctx: Context, only_to_verify: bool = False) -> None:
 async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment], base_text: str) -> None:
     """The case as staff see it: personal data only where the role needs it; the view is recorded."""
     lines = [base_text, "", ctx.t("Description: {description}", description=case.description)]
+    reads = await ctx.session.scalar(select(Person.language).where(Person.id == case.reporter_id))
+    if reads in LANGUAGE_NAMES:
+        lines.append(ctx.t("The reporter reads {reads}: write results and reasons in it where you can.",
+                           reads=LANGUAGE_NAMES[reads]))
     if case.address:
         lines.append(ctx.t("Address: {address}", address=case.address))
     if case.anonymous:
@@ -232,7 +237,8 @@ class ActionDialog(Dialog):
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
             return
         except CaseError as error:
-            ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))))
+            ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))),
+                    [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
             return
         ctx.say(
             ctx.t("Done. Case {number} is now: {state}", number=case.number, state=ctx.t(STATE_NAMES[case.state])),
@@ -271,7 +277,60 @@ async def join(ctx: Context, message: Inbound, argument: str) -> None:
     await ctx.session.refresh(assignment, ["node", "department"])
     ctx.say(ctx.t("Welcome. You now work here as: {role} · {scope}",
                   role=ctx.t(ROLE_NAMES[assignment.role.value]), scope=scope_name(ctx, assignment)))
+    if assignment.role in PUBLISHED_ROLES:
+        await ProfileDialog().begin(ctx)  # the grid publishes their name and number (Art. 20)
+        return
     await show_desk(ctx)
+
+
+@router.command("profile")
+async def edit_profile(ctx: Context, message: Inbound, argument: str) -> None:
+    await ProfileDialog().begin(ctx)
+
+
+class ProfileDialog(Dialog):
+    """The name and phone number a grid's notice board and 'my grid' card show for a member of staff."""
+
+    name = "profile"
+    STATES = ["ask_name", "ask_phone"]
+    TRANSITIONS = [
+        dict(trigger="next", source="ask_name", dest="ask_phone"),
+        dict(trigger="back", source="ask_phone", dest="ask_name"),
+    ]
+
+    async def prompt_ask_name(self, ctx: Context) -> None:
+        rows = [[Button("✓ " + ctx.person.display_name, "profile:keep")]] if ctx.person.display_name else []
+        ctx.say(ctx.t("Please type your name as residents will see it on the grid's public notice."),
+                rows + [[ctx.button("✖ Cancel", CANCEL)]])
+
+    async def on_ask_name(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "text" and 0 < len(text.clean(message.text)) <= 60:
+            ctx.person.display_name = text.clean(message.text)
+        elif not (message.data == "profile:keep" and ctx.person.display_name):
+            await self.prompt_ask_name(ctx)
+            return
+        await self.go(ctx, "next")
+
+    async def prompt_ask_phone(self, ctx: Context) -> None:
+        rows = [[Button("✓ " + ctx.person.phone, "profile:keep")]] if ctx.person.phone else []
+        ctx.say(ctx.t("Please share or type the phone number residents can call you on."),
+                rows + [[ctx.button("◀ Back", BACK), ctx.button("✖ Cancel", CANCEL)]], request_contact=True)
+
+    async def on_ask_phone(self, ctx: Context, message: Inbound) -> None:
+        from .report import normalised_phone
+
+        typed = message.phone if message.kind == "contact" else message.text if message.kind == "text" else ""
+        phone = normalised_phone(typed)
+        if phone:
+            ctx.person.phone = phone
+        elif not (message.data == "profile:keep" and ctx.person.phone):
+            ctx.say(ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
+            await self.prompt_ask_phone(ctx)
+            return
+        finish(ctx)
+        ctx.say(ctx.t("Thank you. Residents of your grid will see: {name} {phone}",
+                      name=ctx.person.display_name, phone=ctx.person.phone))
+        await show_desk(ctx)
 
 
 @router.command("desk")
@@ -307,7 +366,8 @@ async def start_action(ctx: Context, message: Inbound, argument: str) -> None:
     assignments = await active_roles(ctx.session, ctx.person.id)
     if trigger not in access.allowed_actions(ctx.person.id, assignments, case) or trigger not in ACTION_BUTTONS:
         moved_on = ERROR_TEXTS["not_allowed_in_state"]
-        ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(moved_on)))
+        ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(moved_on)),
+                [[ctx.button("Open case {number}", f"case:{case.number}", number=case.number)]])
         return
     await ActionDialog().begin(ctx, number=case.number, trigger=trigger)
 
