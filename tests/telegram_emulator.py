@@ -154,6 +154,15 @@ def _fix_update(update: dict) -> dict:
     return update
 
 
+async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve `app` on a free loopback port; returns the runner (to clean up) and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
 class FixingProxy:
     """An aiohttp reverse proxy between the bot and the emulator that corrects the emulator's answers.
 
@@ -181,11 +190,7 @@ class FixingProxy:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/_push/{token}", self._push)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
@@ -453,11 +458,7 @@ class FakeBotApi:
         app = web.Application()
         app.router.add_get("/file/bot{token}/{path:.*}", self._file)
         app.router.add_route("*", "/bot{token}/{method}", self._method)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
