@@ -333,3 +333,17 @@ def test_xml_drops_characters_xml_cannot_carry():
     body = open311.xml_document("service_requests", "request", [{"description": "a\x00b\x1fc", "lat": None, "ok": True}])
     element = ET.fromstring(body).find("request")
     assert element.findtext("description") == "abc" and element.findtext("lat") == "" and element.findtext("ok") == "true"
+
+
+async def test_a_retried_post_with_an_idempotency_key_opens_one_case(client):
+    key = await api_key(client)
+    form = dict(api_key=key, service_code="GM-0301", description="路灯坏了", lat="29.6558", long="91.1220")
+    headers = {"Idempotency-Key": "phone-app-7f3a"}
+    first = await client.post(f"{V2}/requests.json", data=form, headers=headers)
+    again = await client.post(f"{V2}/requests.json", data=form, headers=headers)
+    assert (first.status, again.status) == (201, 200)
+    assert (await first.json())[0]["service_request_id"] == (await again.json())[0]["service_request_id"]
+    other = await client.post(f"{V2}/requests.json", data=form, headers={"Idempotency-Key": "another"})
+    assert other.status == 201
+    async with sessionmaker_of(client)() as session:
+        assert len(list(await session.scalars(select(Case)))) == 2

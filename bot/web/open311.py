@@ -34,7 +34,7 @@ from sqlalchemy import select
 from storage import api_tokens, cases, queries
 from storage.db import writing
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
-from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel
+from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
 from storage.timeutil import utcnow
 
 from .api import iso
@@ -431,8 +431,18 @@ class Open311:
             raise Open311Error(400, f"phone may hold at most {MAX_PHONE} characters")
         # first_name, last_name, email, device_id, account_id and media_url are not kept: only the phone,
         # which the grid worker and the handling department need to reach the resident.
+        # A client may send an Idempotency-Key header: the same key again returns the first request's
+        # case instead of opening a second one (recorded with the case, in the same transaction).
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 40 or (key and not key.isprintable()):
+            raise Open311Error(400, "Idempotency-Key may hold at most 40 printable characters")
         async with self.sessionmaker.begin() as session:
             await writing(session)
+            if key:
+                seen = await session.get(ProcessedUpdate, ("open311", f"{token_id}:{key}"))
+                if seen is not None:
+                    data = [{"service_request_id": seen.replies[0]["number"], "service_notice": None, "account_id": None}]
+                    return respond(_format_of(request), "service_requests", "request", data, status=200)
             if grid_code is not None:
                 grid = await session.scalar(select(Node).where(Node.code == grid_code, Node.level == NodeLevel.grid))
                 if grid is None:
@@ -450,6 +460,9 @@ class Open311:
                 address=field("address_string") or None,
                 contact_phone=phone,
             )
+            if key:
+                session.add(ProcessedUpdate(platform="open311", update_id=f"{token_id}:{key}",
+                                            replies=[{"number": case.number}]))
             if api_tokens.needs_touch(await session.get_one(ApiToken, token_id)):
                 await api_tokens.touch(session, token_id)
             number = case.number
