@@ -340,3 +340,11 @@ async def test_a_join_sent_before_choosing_a_language_is_kept(demo):
         (f"/join {code}", "Please choose your language."),
         (Press("lang:bo"), ["Welcome. You now work here as: {role} · {scope}", lambda c: "staff:queue" in c.buttons()]),
     ])
+
+
+async def test_staff_on_the_same_platform_get_the_case_photos(demo):
+    engine = Engine(demo)
+    _, number = await resident_report(engine, "zh")  # the report carries photo "photo-1", sent over "web"
+    worker = staff(engine, WORKER, "zh")
+    await worker.send(Press(f"case:{number}"))
+    assert worker.replies[0].photo_file_ids == ["photo-1"]

@@ -124,7 +124,9 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
     actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case) if t in ACTION_BUTTONS]
     rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions]
     rows.append([ctx.button("🗂 My work queue", "staff:queue"), ctx.button("☰ Menu", "menu:main")])
-    ctx.say("\n".join(lines), rows)
+    # Photos taken on the same platform can be shown again by their file id (Telegram's work across chats).
+    photos = [a.platform_file_id for a in case.attachments if a.platform == ctx.platform and a.platform_file_id]
+    ctx.say("\n".join(lines), rows, photo_file_ids=photos[:10])
 
 
 class ActionDialog(Dialog):
