@@ -12,7 +12,7 @@ from storage.models import Department, Matter, Notification
 from . import i18n
 from .i18n import N_
 from .protocol import Button, Reply
-from .wording import STORED_REASONS
+from .wording import localised_reason
 
 NOTICES = {
     "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
@@ -53,9 +53,8 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     if params.get("department"):
         department = await session.scalar(select(Department).where(Department.code == params["department"]))
         params["department"] = department.name(language) if department else params["department"]
-    listed = STORED_REASONS.get(params.get("reason") or "")
-    if listed:
-        params["reason"] = i18n.translate(language, listed)
+    if params.get("reason"):
+        params["reason"] = localised_reason(language, params["reason"])
     for key in ("deadline", "verify_by"):
         if params.get(key):
             params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))

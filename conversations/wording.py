@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .i18n import N_, translate
 
 STATE_NAMES = {
@@ -63,3 +65,18 @@ REJECT_REASONS = {
 }
 UNSATISFIED_WITHOUT_COMMENT = N_("Unsatisfied")
 STORED_REASONS = {translate("zh", msgid): msgid for msgid in [*REJECT_REASONS.values(), UNSATISFIED_WITHOUT_COMMENT]}
+DUPLICATE_OF = N_("Duplicate of case {number}")
+_DUPLICATE = re.compile(re.escape(translate("zh", DUPLICATE_OF)).replace(re.escape("{number}"), r"(LS-\d{8}-\d{4,})"))
+
+
+def stored_reason(number: str) -> str:
+    """A 'duplicate of case N' reason, as stored (in the official language)."""
+    return translate("zh", DUPLICATE_OF, number=number)
+
+
+def localised_reason(language: str, note: str) -> str:
+    """A reason as stored (listed reasons in the official language) in the reader's language."""
+    if note in STORED_REASONS:
+        return translate(language, STORED_REASONS[note])
+    match = _DUPLICATE.fullmatch(note)
+    return translate(language, DUPLICATE_OF, number=match.group(1)) if match else note

@@ -175,6 +175,7 @@ async def test_reject_with_a_listed_reason_tells_the_resident(demo):
     ])
     text = await render_last(demo, "resident-zh", "zh")
     assert "LS-20260101-0001" in text
+    assert translate("bo", "Duplicate of case {number}", number="LS-20260101-0001") in await render_last(demo, "resident-zh", "bo")
 
 
 async def test_extension_escalation_comment_and_prompt(demo):

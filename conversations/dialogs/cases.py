@@ -14,8 +14,7 @@ from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..i18n import translate
-from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, STORED_REASONS
+from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
 from .menu import show_menu
 
 CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
@@ -109,7 +108,7 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
 
 def localised_note(ctx: Context, note: str) -> str:
     """Reasons chosen from a list are stored in the official language; show them in the reader's."""
-    return translate(ctx.language, STORED_REASONS[note]) if note in STORED_REASONS else note
+    return localised_reason(ctx.language, note)
 
 
 def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:

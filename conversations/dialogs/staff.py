@@ -18,7 +18,7 @@ from ..dialog import BACK, CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES
+from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
 from .cases import AskCaseNumberDialog, find_case_number
 from .menu import LANGUAGE_NAMES, show_menu
 
@@ -194,7 +194,7 @@ class ActionDialog(Dialog):
                 if number is None:
                     ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."))
                     return
-                value = i18n.translate("zh", "Duplicate of case {number}", number=number)
+                value = stored_reason(number)
             elif typed and len(typed) <= MAX_NOTE:
                 value = typed
             elif typed:
