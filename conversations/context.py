@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from storage.models import DialogState, Person
 
 from . import i18n
-from .protocol import Button, Reply
+from .protocol import Button, Inbound, Reply
 
 
 @dataclass
@@ -52,6 +52,11 @@ class Context:
 
     def button(self, msgid: str, data: str, **params) -> Button:
         return Button(self.t(msgid, **params), data)
+
+    def photo_answer(self, message: Inbound) -> dict[str, Any]:
+        """A photo message as a dialog keeps it (and `storage.cases.Photo` takes it)."""
+        return {"platform": self.platform, "platform_file_id": message.photo_file_id,
+                "stored_path": message.photo_path, "sha256": message.photo_sha256, "size": message.photo_size}
 
     def time(self, moment: datetime) -> str:
         return i18n.local_time(self.language, moment)

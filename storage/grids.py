@@ -10,7 +10,7 @@ from shapely.prepared import prep
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Node, NodeLevel
+from .models import Node, NodeLevel, Person, Role, RoleAssignment
 
 
 @dataclass
@@ -90,3 +90,19 @@ async def place_name(session: AsyncSession, node: Node, language: str) -> str:
     rows = {n.code: n for n in await session.scalars(select(Node).where(Node.code.in_(codes)))}
     names = [rows[c].name(language) for c in codes if c in rows and rows[c].level not in (NodeLevel.city, NodeLevel.district)]
     return " › ".join(names)
+
+
+# The staff a grid publishes with their names and numbers (Art. 20).
+PUBLISHED_ROLES = (Role.grid_chief, Role.grid_instructor, Role.grid_worker, Role.grid_worker_part_time)
+
+
+async def published_staff(session: AsyncSession, grid_id: int) -> list[tuple[Role, str | None, str | None]]:
+    """(role, name, phone) of the grid's chief, instructor and workers who gave a name or a number."""
+    rows = await session.execute(
+        select(RoleAssignment.role, Person.display_name, Person.phone)
+        .join(Person, Person.id == RoleAssignment.person_id)
+        .where(RoleAssignment.node_id == grid_id, RoleAssignment.revoked_at.is_(None),
+               RoleAssignment.role.in_(PUBLISHED_ROLES))
+        .order_by(RoleAssignment.role, Person.display_name)
+    )
+    return [(role, name, phone) for role, name, phone in rows if name or phone]

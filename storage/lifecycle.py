@@ -9,7 +9,6 @@ notifications a step causes and the buttons a reader is offered all come from it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from transitions import Machine, MachineError
@@ -136,7 +135,6 @@ class Step:
 
     state: str
     inputs: dict[str, Any] = field(default_factory=dict)
-    now: datetime | None = None
 
 
 def _check_inputs(event) -> bool:

@@ -10,16 +10,14 @@ import io
 import qrcode
 import qrcode.image.svg
 from aiohttp import web
-from sqlalchemy import select
 
 from conversations.i18n import LANGUAGES, N_, translate
 from conversations.wording import ROLE_NAMES
 from storage import grids
-from storage.models import Node, NodeLevel, Person, Role, RoleAssignment
+from storage.models import Node, NodeLevel
 
 from ..runtime import Runtime
 
-PUBLISHED_ROLES = (Role.grid_chief, Role.grid_instructor, Role.grid_worker, Role.grid_worker_part_time)
 WORDS = {
     "heading": N_("Grid notice board"),
     "area": N_("Area"),
@@ -55,19 +53,12 @@ def setup(app: web.Application, runtime: Runtime) -> None:
         node = await _grid(runtime, code)
         async with runtime.sessionmaker() as session:
             places = {lang: await grids.place_name(session, node, lang) for lang in LANGUAGES}
-            people = list(await session.execute(
-                select(RoleAssignment.role, Person.display_name, Person.phone)
-                .join(Person, Person.id == RoleAssignment.person_id)
-                .where(RoleAssignment.node_id == node.id, RoleAssignment.revoked_at.is_(None),
-                       RoleAssignment.role.in_(PUBLISHED_ROLES))
-                .order_by(RoleAssignment.role, Person.display_name)
-            ))
+            people = await grids.published_staff(session, node.id)
         link = chat_link(runtime, request, code)
         rows = "".join(
             f"<tr><td>{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or '')}</td>"
             f'<td class="phone">{html.escape(phone or "")}</td></tr>'
             for role, name, phone in people
-            if name or phone
         ) or f'<tr><td colspan="3">{_both(WORDS["nobody"])}</td></tr>'
         body = f"""<!doctype html>
 <html lang="zh-Hans"><head><meta charset="utf-8">

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 
 from storage import grids
-from storage.models import Node, NodeLevel, Person, Role, RoleAssignment
+from storage.models import Node, NodeLevel
 
 from ..context import Context
 from ..dialog import CANCEL, Dialog, finish
@@ -13,7 +12,6 @@ from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import ROLE_NAMES
 
-PUBLISHED_ROLES = (Role.grid_chief, Role.grid_instructor, Role.grid_worker, Role.grid_worker_part_time)
 
 
 class GridDialog(Dialog):
@@ -73,12 +71,7 @@ async def show_grid(ctx: Context, grid_code: str | None = None) -> bool:
 
 
 async def show_grid_card(ctx: Context, grid: Node) -> None:
-    rows = await ctx.session.execute(
-        select(RoleAssignment.role, Person.display_name, Person.phone)
-        .join(Person, Person.id == RoleAssignment.person_id)
-        .where(RoleAssignment.node_id == grid.id, RoleAssignment.revoked_at.is_(None), RoleAssignment.role.in_(PUBLISHED_ROLES))
-        .order_by(RoleAssignment.role, Person.display_name)
-    )
+    people = await grids.published_staff(ctx.session, grid.id)
     lines = [
         ctx.t("Grid: {grid}", grid=await grids.place_name(ctx.session, grid, ctx.language)),
         ctx.t("Grid code: {code}", code=grid.code),
@@ -86,7 +79,6 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
     area = grid.area_bo if ctx.language == "bo" else grid.area_zh
     if area:
         lines.append(ctx.t("Area: {area}", area=area))
-    people = [(role, name, phone) for role, name, phone in rows if name or phone]
     if people:
         lines.append("")
         for role, name, phone in people:

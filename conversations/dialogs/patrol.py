@@ -12,29 +12,19 @@ from ..context import Context
 from ..dialog import finish
 from ..protocol import Inbound
 from ..router import Router
-from .report import MAX_DESCRIPTION, ReportDialog, draft_fields
+from .report import MAX_DESCRIPTION, SHARED_STATES, SHARED_STEPS, ReportDialog, draft_fields
 
 MAX_RESIDENTS = 300
 
 
 class PatrolDialog(ReportDialog):
     name = "patrol"
-    STATES = ["choose_matter", "describe", "confirm_wylie", "locate", "address", "photos", "residents", "outcome", "result"]
+    STATES = SHARED_STATES + ["residents", "outcome", "result"]
     TRANSITIONS = [
-        dict(trigger="next", source="choose_matter", dest="describe"),
-        dict(trigger="next", source="describe", dest="locate"),
-        dict(trigger="wylie", source="describe", dest="confirm_wylie"),
-        dict(trigger="next", source="confirm_wylie", dest="locate"),
-        dict(trigger="next", source="locate", dest="address"),
-        dict(trigger="next", source="address", dest="photos"),
+        *SHARED_STEPS,
         dict(trigger="next", source="photos", dest="residents"),
         dict(trigger="next", source="residents", dest="outcome"),
         dict(trigger="resolved", source="outcome", dest="result"),  # 当场解决
-        dict(trigger="back", source="describe", dest="choose_matter"),
-        dict(trigger="back", source="confirm_wylie", dest="describe"),
-        dict(trigger="back", source="locate", dest="describe"),
-        dict(trigger="back", source="address", dest="locate"),
-        dict(trigger="back", source="photos", dest="address"),
         dict(trigger="back", source="residents", dest="photos"),
         dict(trigger="back", source="outcome", dest="residents"),
         dict(trigger="back", source="result", dest="outcome"),

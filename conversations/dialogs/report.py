@@ -26,25 +26,32 @@ FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
+# What, where and photos: the steps a resident's report and a grid worker's patrol log share.
+SHARED_STATES = ["choose_matter", "describe", "confirm_wylie", "locate", "address", "photos"]
+SHARED_STEPS = [
+    # forward
+    dict(trigger="next", source="choose_matter", dest="describe"),
+    dict(trigger="next", source="describe", dest="locate"),
+    dict(trigger="wylie", source="describe", dest="confirm_wylie"),
+    dict(trigger="next", source="confirm_wylie", dest="locate"),
+    dict(trigger="next", source="locate", dest="address"),
+    dict(trigger="next", source="address", dest="photos"),
+    # back
+    dict(trigger="back", source="describe", dest="choose_matter"),
+    dict(trigger="back", source="confirm_wylie", dest="describe"),
+    dict(trigger="back", source="locate", dest="describe"),
+    dict(trigger="back", source="address", dest="locate"),
+    dict(trigger="back", source="photos", dest="address"),
+]
+
+
 class ReportDialog(Dialog):
     name = "report"
-    STATES = ["choose_matter", "describe", "confirm_wylie", "locate", "address", "photos", "phone", "confirm"]
+    STATES = SHARED_STATES + ["phone", "confirm"]
     TRANSITIONS = [
-        # forward
-        dict(trigger="next", source="choose_matter", dest="describe"),
-        dict(trigger="next", source="describe", dest="locate"),
-        dict(trigger="wylie", source="describe", dest="confirm_wylie"),
-        dict(trigger="next", source="confirm_wylie", dest="locate"),
-        dict(trigger="next", source="locate", dest="address"),
-        dict(trigger="next", source="address", dest="photos"),
+        *SHARED_STEPS,
         dict(trigger="next", source="photos", dest="phone"),
         dict(trigger="next", source="phone", dest="confirm"),
-        # back
-        dict(trigger="back", source="describe", dest="choose_matter"),
-        dict(trigger="back", source="confirm_wylie", dest="describe"),
-        dict(trigger="back", source="locate", dest="describe"),
-        dict(trigger="back", source="address", dest="locate"),
-        dict(trigger="back", source="photos", dest="address"),
         dict(trigger="back", source="phone", dest="photos"),
         dict(trigger="back", source="confirm", dest="phone"),
         # editing one answer from the summary, and coming back to it
@@ -302,10 +309,7 @@ class ReportDialog(Dialog):
                               limit=i18n.number(ctx.language, MAX_PHOTOS)),
                         self.nav(ctx, [ctx.button("Done", "photos:done")]))
                 return
-            photos.append(
-                {"platform": ctx.platform, "platform_file_id": message.photo_file_id, "stored_path": message.photo_path,
-                 "sha256": message.photo_sha256, "size": message.photo_size}
-            )
+            photos.append(ctx.photo_answer(message))
             ctx.touch()
             if len(photos) >= MAX_PHOTOS:
                 await self.advance(ctx)
@@ -332,8 +336,7 @@ class ReportDialog(Dialog):
             return False
         photos = ctx.data.setdefault("photos", [])
         if len(photos) < MAX_PHOTOS:
-            photos.append({"platform": ctx.platform, "platform_file_id": message.photo_file_id,
-                           "stored_path": message.photo_path, "sha256": message.photo_sha256, "size": message.photo_size})
+            photos.append(ctx.photo_answer(message))
             ctx.touch()
             ctx.say(ctx.t("Photo {count} received.", count=i18n.number(ctx.language, len(photos))))
         else:
@@ -347,9 +350,8 @@ class ReportDialog(Dialog):
             return
         if message.kind == "button" and message.data == "phone:anonymous":
             ctx.data.update(phone=None, anonymous=True)
-        elif message.kind in ("contact", "text") and _valid_phone(message.phone if message.kind == "contact" else message.text):
-            typed = message.phone if message.kind == "contact" else message.text
-            ctx.data.update(phone=_normalise_phone(typed.translate(text.ASCII_DIGITS)), anonymous=False)
+        elif message.kind in ("contact", "text") and (phone := normalised_phone(message.phone or message.text)):
+            ctx.data.update(phone=phone, anonymous=False)
         else:
             await self.retry(ctx, ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
             return

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storage import access, cases, lifecycle
+from storage import access, cases, grids, lifecycle
 from storage.lifecycle import BY_TRIGGER, CaseError, CaseNotFound
 from storage.models import Case, CaseView, Department, Person, Role, RoleAssignment
 from storage.people import active_roles
@@ -23,7 +23,6 @@ from .cases import AskCaseNumberDialog, find_case_number
 from .menu import LANGUAGE_NAMES, show_menu
 
 MAX_NOTE = 1000
-PUBLISHED_ROLES = (Role.grid_worker, Role.grid_worker_part_time, Role.grid_chief, Role.grid_instructor)
 STAFF_ROLES = [r for r in Role if r not in (Role.resident, Role.administrator)]
 
 # The buttons for lifecycle actions, in the reader's language.
@@ -212,9 +211,7 @@ class ActionDialog(Dialog):
 
     async def collect_photo(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "photo" and len(ctx.data["photos"]) < MAX_PHOTOS:
-            ctx.data["photos"].append({"platform": ctx.platform, "platform_file_id": message.photo_file_id,
-                                       "stored_path": message.photo_path, "sha256": message.photo_sha256,
-                                       "size": message.photo_size})
+            ctx.data["photos"].append(ctx.photo_answer(message))
             ctx.touch()
             if len(ctx.data["photos"]) < MAX_PHOTOS:
                 ctx.say(ctx.t("Photo {count} received. Send another, or press Done.",
@@ -279,7 +276,7 @@ async def join(ctx: Context, message: Inbound, argument: str) -> None:
     await ctx.session.refresh(assignment, ["node", "department"])
     ctx.say(ctx.t("Welcome. You now work here as: {role} · {scope}",
                   role=ctx.t(ROLE_NAMES[assignment.role.value]), scope=scope_name(ctx, assignment)))
-    if assignment.role in PUBLISHED_ROLES:
+    if assignment.role in grids.PUBLISHED_ROLES:
         await ProfileDialog().begin(ctx)  # the grid publishes their name and number (Art. 20)
         return
     await show_desk(ctx)
