@@ -384,10 +384,7 @@ async def _notify(session, case: Case, event: CaseEvent, actor_id: int, audience
 
 async def case_for_person(session: AsyncSession, person_id: int, number: str) -> Case:
     """A case by number if the person may see it; 'not found' otherwise (no leak)."""
-    try:
-        case = await load_case(session, number.strip().upper())
-    except CaseNotFound:
-        raise
+    case = await load_case(session, number.strip().upper())
     if not access.can_view(person_id, await active_roles(session, person_id), case):
         raise CaseNotFound("no such case", ref=number)
     return case

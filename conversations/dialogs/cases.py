@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from storage import access, cases, grids
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
@@ -89,8 +91,6 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         if event.action == "transfer" and event.data.get("department"):
             code = event.data["department"]
             if code not in departments:
-                from sqlalchemy import select
-
                 departments[code] = await ctx.session.scalar(select(Department).where(Department.code == code))
             sent_to = ACTION_NAMES[event.action]
             action = ctx.t(sent_to, department=departments[code].name(ctx.language) if departments[code] else code)
