@@ -8,6 +8,8 @@ import signal
 
 from aiohttp import web
 
+from storage.supervision import sweep
+
 from .dispatcher import Dispatcher
 from .runtime import Runtime
 from .settings import Settings
@@ -23,6 +25,29 @@ async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asy
                 await dispatcher.send_to_person(person_id, replies)
         except Exception:
             log.exception("closing idle dialogs failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) -> None:
+    """Every `every` seconds: time limits act (reminders, 催办, escalation, overdue checks).
+
+    A database outage is logged once, then the sweep waits and resumes; several instances share
+    the work through row locks, so each milestone fires once.
+    """
+    failing = False
+    while not stop.is_set():
+        try:
+            await sweep(runtime.sessionmaker)
+            if failing:
+                log.warning("supervision sweep works again")
+            failing = False
+        except Exception as exc:
+            if not failing:
+                log.error("supervision sweep failed (%s); retrying every %s s", type(exc).__name__, every)
+            failing = True
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except asyncio.TimeoutError:
@@ -62,6 +87,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
+    if settings.sweep_seconds > 0:
+        tasks.append(asyncio.create_task(supervise(runtime, stop, settings.sweep_seconds), name="supervision"))
     if ready is not None:
         ready.set()
     try:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -90,6 +91,7 @@ class Role(str, enum.Enum):
     centre_staff = "centre_staff"  # 网格化工作机构 (scoped to a township, district or city node)
     department_handler = "department_handler"  # 有关部门
     administrator = "administrator"  # 主管部门
+    system = "system"  # the supervision sweep (time limits); never granted to a person
 
 
 class CaseSource(str, enum.Enum):
@@ -157,7 +159,13 @@ class Matter(Base):
     description_bo: Mapped[str] = mapped_column(Text, default="")
     work_kind: Mapped[str] = mapped_column(String(40))  # Art. 21 kind of work
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
-    time_limit_hours: Mapped[int] = mapped_column(Integer)  # 限时办结
+    # 限时办结: in clock hours or in working days (工作日), one of the two.
+    time_limit_hours: Mapped[int | None] = mapped_column(Integer)
+    time_limit_working_days: Mapped[int | None] = mapped_column(Integer)
+    # 受理时限: in clock hours (urgent matters) or working hours; 2 working hours when neither is given.
+    accept_within_hours: Mapped[int | None] = mapped_column(Integer)
+    accept_within_working_hours: Mapped[int | None] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # notices ignore quiet hours
     needs_onsite_verification: Mapped[bool] = mapped_column(Boolean, default=False)
     keywords_zh: Mapped[list[str]] = mapped_column(default=list)
     keywords_bo: Mapped[list[str]] = mapped_column(default=list)
@@ -259,6 +267,7 @@ class Case(Base):
         Index("ix_cases_department_state", "department_id", "state"),
         Index("ix_cases_grid_state", "grid_id", "state"),
         Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
+        Index("ix_cases_supervising_state", "supervising_node_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -279,8 +288,15 @@ class Case(Base):
     centre_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))  # grid centre now in charge
     joint_meeting: Mapped[bool] = mapped_column(Boolean, default=False)  # 联席会议
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
-    handling_deadline: Mapped[datetime | None]
-    verification_deadline: Mapped[datetime | None]
+    # One deadline per stage (storage.lifecycle.STAGES), set when the stage begins.
+    accept_deadline: Mapped[datetime | None]  # 受理
+    handling_deadline: Mapped[datetime | None]  # 办理 (限时办结)
+    verification_deadline: Mapped[datetime | None]  # 核查, 24 hours (Art. 17)
+    rating_deadline: Mapped[datetime | None]  # 评价, 7 days after closing
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 延期 granted
+    pending_extension: Mapped[dict[str, Any] | None]  # {"deadline", "reason", "requested_by"} until answered
+    # The next level's grid centre that supervises the case after it ran a working day overdue.
+    supervising_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
     result_text: Mapped[str | None] = mapped_column(Text)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     verification_outcome: Mapped[str | None] = mapped_column(String(16))  # passed | failed
@@ -296,9 +312,34 @@ class Case(Base):
     matter: Mapped[Matter] = relationship(lazy="joined")
     grid: Mapped[Node] = relationship(foreign_keys=[grid_id], lazy="joined")
     centre_node: Mapped[Node] = relationship(foreign_keys=[centre_node_id], lazy="joined")
+    supervising_node: Mapped[Node | None] = relationship(foreign_keys=[supervising_node_id], lazy="joined")
     department: Mapped[Department | None] = relationship(lazy="joined")
     reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="raise")
     attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
+
+
+class CaseMilestone(Base):
+    """A moment a stage's time limit owes a case: remind, urge (催办), escalate when overdue.
+
+    Armed by the store when a stage begins, fired once by the supervision sweep (or dropped when
+    the case has moved on). Unique per case, stage, trigger and deadline: exactly once per stage.
+    """
+
+    __tablename__ = "case_milestones"
+    __table_args__ = (
+        UniqueConstraint("case_id", "stage", "trigger", "deadline", name="uq_case_milestones_once"),
+        Index("ix_case_milestones_due", "due_at", postgresql_where=text("fired_at IS NULL"),
+              sqlite_where=text("fired_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(32))
+    deadline: Mapped[datetime]  # the stage's deadline this milestone belongs to
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
 
 
 class Attachment(Base):
