@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .context import Context
 from .dialog import Dialog
-from .dialogs.cases import LookupDialog, RateDialog
+from .dialogs.cases import LookupDialog, RateDialog, WithdrawDialog
 from .dialogs.grid import GridDialog
 from .dialogs.language import LanguageDialog
 from .dialogs.patrol import PatrolDialog
@@ -14,7 +14,7 @@ from .dialogs.staff import ActionDialog, FeedbackDialog, ProfileDialog
 DIALOGS: dict[str, Dialog] = {
     d.name: d
     for d in (
-        LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog(),
+        LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), WithdrawDialog(), GridDialog(),
         PatrolDialog(), ActionDialog(), FeedbackDialog(), ProfileDialog(),
     )
 }

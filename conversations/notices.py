@@ -12,7 +12,7 @@ from storage.models import Department, Matter, Notification
 from . import i18n
 from .i18n import N_
 from .protocol import Button, Reply
-from .wording import localised_reason
+from .wording import RETURN_REASONS, STAGE_NAMES, localised_reason
 
 NOTICES = {
     "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
@@ -26,6 +26,21 @@ NOTICES = {
     "transfer.department": N_("Case {number} ({matter}) was sent to you. Please handle it by {deadline}."),
     "start_handling.reporter": N_("{matter}: the department has started handling your case {number}."),
     "extend_deadline.centre": N_("The time limit of case {number} was extended to {deadline}. Reason: {reason}"),
+    "request_extension.centre": N_("The department asks for more time on case {number} ({matter}): until {deadline}. Please approve or refuse it. Reason: {reason}"),
+    "approve_extension.reporter": N_("The time limit of your case {number} ({matter}) has been extended. It is now to be handled by {deadline}."),
+    "approve_extension.department": N_("Your request for more time on case {number} ({matter}) was approved: handle it by {deadline}."),
+    "refuse_extension.department": N_("Your request for more time on case {number} ({matter}) was refused. The time limit stays {deadline}. Reason: {reason}"),
+    "return_to_centre.centre": N_("{department} returned case {number} ({matter}) to the grid centre ({listed_reason}). Please send it on. Note: {note}"),
+    "withdraw.centre": N_("The resident withdrew case {number} ({matter}). No further work is needed."),
+    "withdraw.department": N_("The resident withdrew case {number} ({matter}). No further work is needed."),
+    "remind.holder": N_("Reminder: case {number} ({matter}) is due for {stage} by {deadline}."),
+    "urge.holder": N_("Urged: the time limit for {stage} of case {number} ({matter}) passed at {deadline}. Please act on it now."),
+    "urge.centre": N_("Case {number} ({matter}) is overdue for {stage} (due {deadline}). The people responsible have been urged."),
+    "urge.reporter": N_("The time limit for your case {number} ({matter}) passed at {deadline}. The people responsible have been urged to act."),
+    "escalate_overdue.supervisor": N_("Case {number} ({matter}) is more than one working day overdue for {stage} (due {deadline}). Your grid centre now supervises it."),
+    "escalate_overdue.holder": N_("Case {number} ({matter}) is more than one working day overdue for {stage}. The next level's grid centre now supervises it."),
+    "verification_overdue.grid_workers": N_("The on-site check of case {number} ({matter}) was due by {deadline} and is overdue. Please check it now."),
+    "verification_overdue.grid_chief": N_("The on-site check of case {number} ({matter}) in your grid was due by {deadline} and is overdue."),
     "submit_result.reporter": N_("The department reported a result for your case {number}: {result}. Your grid worker will confirm it with you."),
     "submit_result.grid_workers": N_("Case {number} ({matter}) has a result and needs your check: {result}"),
     "submit_result.centre": N_("Case {number} ({matter}) has a result: {result}"),
@@ -55,6 +70,10 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
         params["department"] = department.name(language) if department else params["department"]
     if params.get("reason"):
         params["reason"] = localised_reason(language, params["reason"])
+    if params.get("stage") in STAGE_NAMES:
+        params["stage"] = i18n.translate(language, STAGE_NAMES[params["stage"]])
+    if notification.message_key.startswith("return_to_centre.") and params.get("reason") in RETURN_REASONS:
+        params["listed_reason"] = i18n.translate(language, RETURN_REASONS[params["reason"]])
     for key in ("deadline", "verify_by"):
         if params.get(key):
             params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))

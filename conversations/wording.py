@@ -15,6 +15,7 @@ STATE_NAMES = {
     "in_progress": N_("Being handled"),
     "handled": N_("Result in, waiting for verification"),
     "closed": N_("Closed"),
+    "withdrawn": N_("Withdrawn by the resident"),
 }
 
 # What happened, as the resident reads it in the case's timeline.
@@ -27,6 +28,15 @@ ACTION_NAMES = {
     "transfer": N_("Sent to {department}"),
     "start_handling": N_("The department started handling it"),
     "extend_deadline": N_("Time limit extended"),
+    "request_extension": N_("The department asked for more time"),
+    "approve_extension": N_("Time limit extended"),
+    "refuse_extension": N_("Request for more time refused"),
+    "return_to_centre": N_("Returned to the grid centre to be sent on"),
+    "withdraw": N_("Withdrawn by the resident"),
+    "remind": N_("Reminder: the time limit is near"),
+    "urge": N_("Time limit passed: the people responsible were urged"),
+    "escalate_overdue": N_("Overdue: the next level's grid centre now supervises it"),
+    "verification_overdue": N_("The on-site check is overdue"),
     "submit_result": N_("The department reported its result"),
     "verify_pass": N_("Checked and confirmed; case closed"),
     "verify_fail": N_("Check failed; sent back for more work"),
@@ -47,7 +57,32 @@ ROLE_NAMES = {
     "centre_staff": N_("Grid centre"),
     "department_handler": N_("Department"),
     "administrator": N_("Administrator"),
+    "system": N_("Supervision (automatic)"),
 }
+
+# The stages with a time limit (storage.lifecycle.STAGES), as a notice names them.
+STAGE_NAMES = {
+    "accept": N_("acceptance"),
+    "handle": N_("handling"),
+    "verify": N_("the on-site check"),
+    "rate": N_("rating"),
+}
+# "… by {time}" on a case card, per stage.
+DEADLINE_LABELS = {
+    "accept": N_("To be accepted by: {time}"),
+    "handle": N_("To be handled by: {time}"),
+    "verify": N_("To be checked on site by: {time}"),
+    "rate": N_("You may rate it until: {time}"),
+}
+# Why a department gives a case back to the grid centre (退单); the store keeps the code.
+RETURN_REASONS = {
+    "not_our_area": N_("Not in our area"),
+    "ownership_unclear": N_("Ownership unclear"),
+    "overlapping_duties": N_("Overlapping duties"),
+    "not_our_duty": N_("Not this department's duty"),
+}
+# Steps whose lines a resident does not see in the timeline: internal to staff (Art. 19).
+STAFF_ONLY_ACTIONS = ("remind", "request_extension", "refuse_extension", "verification_overdue")
 
 RATING_NAMES = {
     "satisfied": N_("Satisfied"),

@@ -250,12 +250,16 @@ async def system_step(session: AsyncSession, case: Case, trigger: str, now: date
 
 
 async def _step(session, case: Case, actor_id, role: str, trigger: str, inputs: dict, now: datetime, photos) -> CaseEvent:
-    """One step in the caller's transaction: state, fields, stage clock, event, notifications."""
+    """One step in the caller's transaction: state, fields, stage clock, event, notifications.
+
+    A system step is written at the caller's next flush (a sweep writes a whole batch at once)."""
+    system = role == Role.system.value
     from_state = case.state
     to_state = lifecycle.fire(trigger, from_state, inputs)
     params = _apply(case, trigger, inputs, now)
     case.state = to_state
-    case.updated_at = now
+    if not system:
+        case.updated_at = now  # milestones are in the timeline; they do not count as the case changing
     declared = BY_TRIGGER[trigger]
     if declared.get("starts"):
         deadline = await deadlines.begin_stage(session, case, declared["starts"], now, deadline=params.get("_deadline"))
@@ -266,7 +270,7 @@ async def _step(session, case: Case, actor_id, role: str, trigger: str, inputs: 
     params.pop("_deadline", None)
     note = inputs.get("note") if trigger == "return_to_centre" else (
         inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment"))
-    event = await _record(session, case, actor_id, role, trigger, from_state, to_state, note, params, now)
+    event = await _record(session, case, actor_id, role, trigger, from_state, to_state, note, params, now, flush=not system)
     for photo in photos:
         session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
     await _notify(session, case, event, actor_id, declared["notify"], params)
@@ -430,7 +434,7 @@ async def _department(session: AsyncSession, ref: Department | str | int) -> Dep
     return department
 
 
-async def _record(session, case, actor_id, role, action, from_state, to_state, note, data, now) -> CaseEvent:
+async def _record(session, case, actor_id, role, action, from_state, to_state, note, data, now, *, flush=True) -> CaseEvent:
     event = CaseEvent(
         case_id=case.id,
         actor_id=actor_id,
@@ -443,8 +447,20 @@ async def _record(session, case, actor_id, role, action, from_state, to_state, n
         created_at=now,
     )
     session.add(event)
-    await session.flush()
+    if flush:
+        await session.flush()
     return event
+
+
+async def _people(session: AsyncSession, role, **scope) -> list[int]:
+    """`people_with_role`, remembered for the transaction when the caller asked (a sweep's batch)."""
+    cache = session.info.get("audience_cache")
+    if cache is None:
+        return await people_with_role(session, role, **scope)
+    key = (role, tuple(sorted(scope.items())))
+    if key not in cache:
+        cache[key] = await people_with_role(session, role, **scope)
+    return cache[key]
 
 
 async def _audience(session: AsyncSession, case: Case, audience: str) -> list[int]:
@@ -454,21 +470,21 @@ async def _audience(session: AsyncSession, case: Case, audience: str) -> list[in
     if audience == "reporter":
         return [case.reporter_id]
     if audience == "grid_chief":
-        return await people_with_role(session, Role.grid_chief, node_id=case.grid_id)
+        return await _people(session, Role.grid_chief, node_id=case.grid_id)
     if audience == "supervisor":
         if case.supervising_node_id is None:
             return []
-        return await people_with_role(session, Role.centre_staff, node_id=case.supervising_node_id)
+        return await _people(session, Role.centre_staff, node_id=case.supervising_node_id)
     if audience == "grid_workers":
-        return await people_with_role(session, lifecycle.GRID_WORKERS, node_id=case.grid_id)
+        return await _people(session, lifecycle.GRID_WORKERS, node_id=case.grid_id)
     if audience == "overseers":
-        return await people_with_role(session, lifecycle.OVERSEERS, node_id=case.grid_id)
+        return await _people(session, lifecycle.OVERSEERS, node_id=case.grid_id)
     if audience == "centre":
-        return await people_with_role(session, Role.centre_staff, node_id=case.centre_node_id)
+        return await _people(session, Role.centre_staff, node_id=case.centre_node_id)
     if audience == "department":
         if case.department_id is None:
             return []
-        return await people_with_role(session, Role.department_handler, department_id=case.department_id)
+        return await _people(session, Role.department_handler, department_id=case.department_id)
     raise ValueError(f"unknown audience {audience}")
 
 
@@ -485,7 +501,7 @@ async def _notify(session, case: Case, event: CaseEvent, actor_id: int, audience
             session.add(
                 Notification(
                     case_id=case.id,
-                    event_id=event.id,
+                    event=event,
                     recipient_id=person_id,
                     message_key=f"{event.action}.{audience}",
                     params={"number": case.number, "matter": case.matter.code, **params},

@@ -1,9 +1,11 @@
 """Deadlines of a case's stages and the milestones they arm (the stages are in `lifecycle.STAGES`).
 
 When a step begins a stage (its `starts` in the lifecycle table) the store sets that stage's
-deadline and arms its milestones (remind, urge, escalate_overdue, verification_overdue); when the
-case leaves the stage, the milestones it no longer owes are dropped. The supervision sweep
-(`storage.supervision`) fires what is due.
+deadline and arms its reminder; when the case leaves the stage, what it no longer owes is dropped.
+The supervision sweep (`storage.supervision`) fires what is due: armed milestones (`remind`, and
+`escalate_overdue`, armed when the deadline's own milestone fires) and the deadline milestones
+(`urge`, `verification_overdue`), which it finds from the case's deadline itself, so that a
+deadline changed in any way (an extension, an upgrade, a correction in the database) is honoured.
 """
 
 from __future__ import annotations
@@ -95,9 +97,23 @@ async def begin_stage(
     deadline = deadline or limit.due(now)
     setattr(case, stage.deadline_field, deadline)
     for trigger, when in stage.milestones:
-        due_at = _milestone_time(when, now, deadline, limit)
-        session.add(CaseMilestone(case_id=case.id, stage=stage.name, trigger=trigger, deadline=deadline, due_at=due_at))
+        if when == REMIND:
+            due_at = _milestone_time(when, now, deadline, limit)
+            session.add(CaseMilestone(case_id=case.id, stage=stage.name, trigger=trigger, deadline=deadline, due_at=due_at))
     return deadline
+
+
+def arm_after_deadline(session: AsyncSession, case: Case, stage: Stage, deadline: datetime) -> None:
+    """The deadline passed unmet: arm what follows it (escalation one working day later)."""
+    for trigger, when in stage.milestones:
+        if when == DAY_AFTER:
+            due_at = _milestone_time(when, deadline, deadline, None)
+            session.add(CaseMilestone(case_id=case.id, stage=stage.name, trigger=trigger, deadline=deadline, due_at=due_at))
+
+
+def deadline_trigger(stage: Stage) -> str | None:
+    """The milestone a stage fires when its deadline passes (urge, verification_overdue)."""
+    return next((trigger for trigger, when in stage.milestones if when == AT_DEADLINE), None)
 
 
 async def drop_milestones(session: AsyncSession, case: Case) -> None:

@@ -268,6 +268,10 @@ class Case(Base):
         Index("ix_cases_grid_state", "grid_id", "state"),
         Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
         Index("ix_cases_supervising_state", "supervising_node_id", "state"),
+        # The supervision sweep's passed deadlines, per stage.
+        Index("ix_cases_state_accept_deadline", "state", "accept_deadline"),
+        Index("ix_cases_state_handling_deadline", "state", "handling_deadline"),
+        Index("ix_cases_state_verification_deadline", "state", "verification_deadline"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -341,6 +345,8 @@ class CaseMilestone(Base):
     fired_at: Mapped[datetime | None]
     event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
 
+    event: Mapped[CaseEvent | None] = relationship(lazy="raise")
+
 
 class Attachment(Base):
     """A photo attached to a case (by the reporter, a handler, or a verifier)."""
@@ -406,6 +412,8 @@ class Notification(Base):
     # A dispatcher leases due rows for a short while; a dead dispatcher's lease simply runs out.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
+
+    event: Mapped[CaseEvent] = relationship(lazy="raise")  # set when enqueued, so one flush writes both
 
 
 class ProcessedUpdate(Base):

@@ -1,10 +1,17 @@
 """The supervision sweep: fire the milestones that are due (remind, urge 催办, escalate, overdue checks).
 
-One pass leases a batch of due milestones with their cases (on PostgreSQL `FOR UPDATE SKIP LOCKED`,
-so several instances share the work and never take the same row), fires each as a lifecycle step
-of the system actor and marks it fired, all in one transaction: a pass that dies half-way leaves
-nothing doubled and nothing skipped. A milestone the case no longer owes (it moved on, or the
-deadline moved) is closed without an event.
+One pass takes a batch of due work with its cases (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+several instances share the work and never take the same row), fires each as a lifecycle step of
+the system actor and marks it fired, all in one transaction: a pass that dies half-way leaves
+nothing doubled and nothing skipped. Two kinds of due work:
+
+* armed milestones (`case_milestones` rows not yet fired, due now): remind, escalate_overdue;
+* passed deadlines: cases in a stage whose deadline is past and whose deadline milestone (urge,
+  verification_overdue) has no row yet for that deadline. Its row is inserted first with
+  ON CONFLICT DO NOTHING on (case, stage, trigger, deadline): only the instance that inserted it
+  fires it, so each fires exactly once per case and deadline.
+
+A milestone the case no longer owes (it moved on, or the deadline moved) is closed without an event.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from . import cases, deadlines
 from .db import writing
+from .lifecycle import STAGES, Stage
 from .models import Case, CaseMilestone
 from .timeutil import utcnow
 
@@ -51,18 +61,66 @@ async def due_milestones(session: AsyncSession, now: datetime, limit: int) -> li
     return [(m, c) for m, c in (await session.execute(query)).unique().all()]
 
 
+async def passed_deadlines(session: AsyncSession, stage: Stage, now: datetime, limit: int) -> list[Case]:
+    """Cases in `stage` whose deadline passed and whose deadline milestone has not fired for it."""
+    trigger = deadlines.deadline_trigger(stage)
+    due = getattr(Case, stage.deadline_field)
+    fired = aliased(CaseMilestone)
+    query = (
+        select(Case)
+        .where(Case.state.in_(stage.states), due <= now)
+        .where(~exists().where(fired.case_id == Case.id, fired.stage == stage.name, fired.trigger == trigger,
+                               fired.deadline == due))
+        .order_by(due, Case.id)
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Case.__table__)
+    return list((await session.scalars(query)).unique())
+
+
+async def claim(session: AsyncSession, case: Case, stage: Stage, trigger: str, deadline: datetime, now: datetime) -> int | None:
+    """Insert the milestone's row as fired; None when another sweep already did (it fires it, not us)."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(CaseMilestone)
+        .values(case_id=case.id, stage=stage.name, trigger=trigger, deadline=deadline, due_at=deadline, fired_at=now)
+        .on_conflict_do_nothing(index_elements=["case_id", "stage", "trigger", "deadline"])
+        .returning(CaseMilestone.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def sweep_once(session: AsyncSession, now: datetime | None = None, limit: int = BATCH) -> SweepResult:
-    """Fire what is due, in the caller's (write) transaction."""
+    """Fire what is due (at most `limit` of each kind), in the caller's (write) transaction."""
     now = now or utcnow()
     result = SweepResult()
+    session.info["audience_cache"] = {}  # the same centres and departments, batch after batch
+
+    def count(trigger: str) -> None:
+        result.fired[trigger] = result.fired.get(trigger, 0) + 1
+
     for milestone, case in await due_milestones(session, now, limit):
         milestone.fired_at = now
         if not deadlines.still_owed(case, milestone):
             result.dropped += 1
             continue
-        event = await cases.system_step(session, case, milestone.trigger, now)
-        milestone.event_id = event.id
-        result.fired[milestone.trigger] = result.fired.get(milestone.trigger, 0) + 1
+        milestone.event = await cases.system_step(session, case, milestone.trigger, now)
+        count(milestone.trigger)
+    for stage in STAGES:
+        trigger = deadlines.deadline_trigger(stage)
+        if trigger is None:
+            continue
+        for case in await passed_deadlines(session, stage, now, limit):
+            deadline = getattr(case, stage.deadline_field)
+            claimed = await claim(session, case, stage, trigger, deadline, now)
+            if claimed is None:
+                continue
+            event = await cases.system_step(session, case, trigger, now)
+            (await session.get(CaseMilestone, claimed)).event = event
+            deadlines.arm_after_deadline(session, case, stage, deadline)
+            count(trigger)
     await session.flush()
     return result
 

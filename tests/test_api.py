@@ -323,7 +323,8 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
 
     assert (await worker.get(f"/api/cases/{case.number}"))["reporter"] == {"phone": PHONE, "phone_masked": False}
     own = await resident.get(f"/api/cases/{case.number}")
-    assert own["reporter"]["phone"] == PHONE and own["reported_by_you"] is True and own["allowed_actions"] == []
+    assert own["reporter"]["phone"] == PHONE and own["reported_by_you"] is True
+    assert [a["action"] for a in own["allowed_actions"]] == ["withdraw"]  # before handling starts
     for who in (centre, worker):
         body = await who.get(f"/api/cases/{anonymous.number}")
         assert body["reporter"] is None and body["anonymous"] is True and body["reported_by_you"] is False
@@ -373,7 +374,7 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
 
     actions = await centre.get(path)
     assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment"]
-    assert (await resident.get(path))["actions"] == []
+    assert [a["action"] for a in (await resident.get(path))["actions"]] == ["withdraw"]
 
     answer = await centre.post(f"{path}/accept")
     schema_check(answer["case"], "CaseDetail")
@@ -384,7 +385,15 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
     assert answer["case"]["department"]["code"] == "urban_management"
     assert ISO_WITH_OFFSET.match(answer["case"]["handling_deadline"])
     await handler.post(f"{path}/start_handling")
-    await handler.post(f"{path}/extend_deadline", {"reason": "等配件", "hours": "24"})
+    before = (await centre.get(f"/api/cases/{case.number}"))["handling_deadline"]
+    answer = await handler.post(f"{path}/request_extension", {"reason": "等配件", "hours": "24"})
+    assert answer["case"]["handling_deadline"] == before  # not before the centre approves
+    assert {"approve_extension", "refuse_extension"} <= {a["action"] for a in (await centre.get(path))["actions"]}
+    assert (await centre.post(f"{path}/request_extension", {"reason": "x", "hours": 2}, status=403))["error"]["code"] == "forbidden"
+    answer = await centre.post(f"{path}/approve_extension")
+    assert answer["case"]["handling_deadline"] != before and answer["case"]["extension_count"] == 1
+    assert answer["case"]["deadline"] == {"stage": "handle", "due": answer["case"]["handling_deadline"], "overdue": False}
+    assert (await centre.post(f"{path}/approve_extension", status=409))["error"]["code"] == "no_extension_pending"
     answer = await handler.post(f"{path}/submit_result", {"result": "已更换灯泡"})
     assert answer["case"]["state"] == "handled" and answer["case"]["verification_deadline"]
     # The matter needs on-site checking: the grid's worker verifies, not the centre.
@@ -402,8 +411,8 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
         notices = list(await session.scalars(select(Notification).where(Notification.case_id == case.id)))
     assert [(e.action, e.actor_role) for e in events] == [
         ("report", "resident"), ("accept", "centre_staff"), ("transfer", "centre_staff"),
-        ("start_handling", "department_handler"), ("extend_deadline", "department_handler"),
-        ("submit_result", "department_handler"), ("verify_pass", "grid_worker"), ("rate", "resident"),
+        ("start_handling", "department_handler"), ("request_extension", "department_handler"),
+        ("approve_extension", "centre_staff"), ("submit_result", "department_handler"), ("verify_pass", "grid_worker"), ("rate", "resident"),
         ("reopen", "resident"),
     ]
     assert events[2].note == "请尽快" and events[2].data["department"] == "urban_management"
@@ -448,10 +457,15 @@ async def test_action_errors_have_stable_codes(client):
     await centre.post(f"{path}/transfer", {"department": "urban_management"})
     await handler.post(f"{path}/start_handling")
     for hours in ("soon", 1.5, True):
-        body = await handler.post(f"{path}/extend_deadline", {"reason": "r", "hours": hours}, status=422)
+        body = await handler.post(f"{path}/request_extension", {"reason": "r", "hours": hours}, status=422)
         assert body["error"] == {"code": "invalid_input", "message": "hours must be an integer", "details": {"field": "hours"}}
-    body = await handler.post(f"{path}/extend_deadline", {"reason": "r", "hours": 10000}, status=422)
-    assert body["error"]["code"] == "invalid_input"
+    for bad in ({"hours": 10000}, {"hours": -3}, {"working_days": 0}, {"deadline": "2020-01-01"}, {"deadline": "soon"}):
+        body = await handler.post(f"{path}/request_extension", {"reason": "r", **bad}, status=422)
+        assert body["error"]["code"] == "invalid_input", bad
+    body = await handler.post(f"{path}/request_extension", {"reason": "r"}, status=422)
+    assert body["error"]["code"] == "missing_input"
+    assert (await handler.post(f"{path}/return_to_centre", {"reason": "lazy", "note": "x"}, status=422))["error"]["code"] == "invalid_input"
+    assert (await handler.post(f"{path}/urge", status=403))["error"]["code"] == "forbidden"  # the sweep's, nobody else's
 
     # Nothing of the refused attempts reached the case's history.
     async with sessionmaker() as session:

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from storage import cases, supervision, workdays
 from storage.cases import CaseStore, InvalidInput
 from storage.lifecycle import CaseNotFound, MissingInput, NotAllowedInState, NotPermitted, Refused
-from storage.models import CaseEvent, CaseMilestone, Notification
+from storage.models import Case, CaseEvent, CaseMilestone, Notification
 from storage.seed import load_matters
 from storage.timeutil import LOCAL_TZ
 from tests.conftest import MATTERS
@@ -200,6 +200,21 @@ async def test_verification_overdue_tells_the_grid_workers_and_the_chief(session
     assert await sweep(sessionmaker, lhasa(2026, 12, 2, 11, 1)) == {"verification_overdue": 1}
     keys = {(n.message_key, n.recipient_id) for n in await notices(sessionmaker, case.id, "verification_overdue.")}
     assert keys == {("verification_overdue.grid_workers", world.worker_g1), ("verification_overdue.grid_chief", world.chief_g1)}
+
+
+async def test_a_deadline_moved_in_the_database_is_honoured(sessionmaker, store, world):
+    """An operator's correction, or cases transferred before this version: the sweep reads the deadline itself."""
+    case = await report(store, world)
+    await store.act(case.number, world.centre_t1, "accept", now=lhasa(2026, 12, 1, 10, 30))
+    await store.act(case.number, world.centre_t1, "transfer", department="urban", now=lhasa(2026, 12, 1, 11, 0))
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Case).where(Case.id == case.id).values(handling_deadline=lhasa(2026, 12, 1, 12, 0)))
+        await session.execute(delete(CaseMilestone).where(CaseMilestone.case_id == case.id))
+    assert await sweep(sessionmaker, lhasa(2026, 12, 1, 11, 59)) == {}
+    assert await sweep(sessionmaker, lhasa(2026, 12, 1, 12, 1)) == {"urge": 1}
+    assert await sweep(sessionmaker, lhasa(2026, 12, 1, 13, 0)) == {}
+    assert ("urge.reporter", world.resident) in {(n.message_key, n.recipient_id) for n in await notices(sessionmaker, case.id)}
+    assert await sweep(sessionmaker, lhasa(2026, 12, 2, 12, 1)) == {"escalate_overdue": 1}
 
 
 async def test_milestones_of_a_case_that_moved_on_are_not_fired(sessionmaker, store, world):

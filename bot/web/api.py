@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage import access, api_tokens, cases, queries
+from storage import access, api_tokens, cases, deadlines, queries
 from storage.db import writing
 from storage.lifecycle import (
     BY_TRIGGER,
@@ -34,10 +34,11 @@ from storage.lifecycle import (
     MissingInput,
     NotAllowedInState,
     NotPermitted,
+    Refused,
 )
 from storage.models import Case, CaseEvent, CaseSource, CaseView, Matter, Node, NodeLevel, Person, Role, RoleAssignment
 from storage.people import active_roles
-from storage.timeutil import local
+from storage.timeutil import local, utcnow
 
 from .security import RateLimiter
 
@@ -51,7 +52,8 @@ MAX_BODY = 64 * 1024
 # Inputs a client may send with an action, and their types. `next_centre` is never taken from
 # the client: the store finds the centre one level up.
 INPUT_TYPES: dict[str, type] = {
-    "reason": str, "result": str, "department": str, "hours": int, "rating": str, "comment": str, "note": str,
+    "reason": str, "result": str, "department": str, "hours": int, "working_days": int, "deadline": str,
+    "rating": str, "comment": str, "note": str,
 }
 SERVER_INPUTS = {"next_centre"}
 
@@ -60,6 +62,7 @@ DOMAIN_ERRORS: list[tuple[type[CaseError], int, str]] = [
     (CaseNotFound, 404, "not_found"),
     (NotPermitted, 403, "forbidden"),
     (NotAllowedInState, 409, "not_allowed_in_state"),
+    (Refused, 409, None),  # its own code: deadline_passed, too_many_extensions, no_extension_pending …
     (ConcurrentChange, 409, "concurrent_change"),
     (MissingInput, 422, "missing_input"),
 ]
@@ -96,7 +99,7 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 def domain_error(exc: CaseError) -> tuple[int, str]:
     for cls, status, code in DOMAIN_ERRORS:
         if isinstance(exc, cls):
-            return status, code
+            return status, code or exc.code
     return 422, exc.code  # invalid_input, matter_not_published, location_outside_grids, …
 
 
@@ -156,12 +159,25 @@ def case_summary(case: Case, person_id: int) -> dict[str, Any]:
         "anonymous": case.anonymous,
         "reported_by_you": case.reporter_id == person_id,
         "joint_meeting": case.joint_meeting,
+        "deadline": deadline_view(case),
+        "accept_deadline": iso(case.accept_deadline),
         "handling_deadline": iso(case.handling_deadline),
         "verification_deadline": iso(case.verification_deadline),
+        "rating_deadline": iso(case.rating_deadline),
+        "extension_count": case.extension_count or 0,
+        "supervising_centre": names(case.supervising_node),
         "created_at": iso(case.created_at),
         "updated_at": iso(case.updated_at),
         "closed_at": iso(case.closed_at),
     }
+
+
+def deadline_view(case: Case) -> dict[str, Any] | None:
+    """The current stage's time limit: {stage, due, overdue}, or None when the stage has none."""
+    current = deadlines.deadline_of(case)
+    if current is None:
+        return None
+    return {"stage": current[0], "due": iso(current[1]), "overdue": deadlines.is_overdue(case, utcnow())}
 
 
 def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
@@ -180,9 +196,13 @@ def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
 
 def action_inputs(trigger: str) -> tuple[list[str], list[str]]:
     """(needed, optional) inputs of an action, as a client sends them."""
-    needs = [n for n in BY_TRIGGER[trigger].get("needs", []) if n not in SERVER_INPUTS]
-    optional = ["comment"] if trigger == "rate" else []
-    if "note" not in needs:
+    declared = BY_TRIGGER[trigger]
+    needs = [n for n in declared.get("needs", []) if n not in SERVER_INPUTS]
+    optional = [n for n in declared.get("optional", []) if n not in needs]
+    if trigger == "request_extension":  # the new deadline, or how much more time: one of the three
+        needs.remove("deadline")
+        optional = ["deadline", *optional]
+    if "note" not in needs and "note" not in optional:
         optional.append("note")
     return needs, optional
 
@@ -245,6 +265,10 @@ def matter_view(matter: Matter) -> dict[str, Any]:
         "work_kind": matter.work_kind,
         "department": names(matter.department),
         "time_limit_hours": matter.time_limit_hours,
+        "time_limit_working_days": matter.time_limit_working_days,
+        "accept_within_hours": matter.accept_within_hours,
+        "accept_within_working_hours": matter.accept_within_working_hours,
+        "urgent": matter.urgent,
         "needs_onsite_verification": matter.needs_onsite_verification,
         "keywords_zh": list(matter.keywords_zh or []),
         "keywords_bo": list(matter.keywords_bo or []),

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import select
 
-from storage import access, cases, grids
+from storage import access, cases, deadlines, grids
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
 
-from .. import text
+from .. import i18n, text
 from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
+from ..wording import (
+    ACTION_NAMES,
+    DEADLINE_LABELS,
+    RATING_NAMES,
+    RETURN_REASONS,
+    ROLE_NAMES,
+    STAFF_ONLY_ACTIONS,
+    STATE_NAMES,
+    localised_reason,
+)
 from .menu import show_menu
 
 CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
@@ -76,10 +86,21 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         ctx.t("Grid: {grid}", grid=await grids.place_name(ctx.session, case.grid, ctx.language)),
         ctx.t("Reported: {time}", time=ctx.time(case.created_at)),
     ]
-    if case.handling_deadline and case.state in ("transferred", "in_progress"):
-        lines.append(ctx.t("To be handled by: {time}", time=ctx.time(case.handling_deadline)))
-    if case.verification_deadline and case.state == "handled":
-        lines.append(ctx.t("To be checked on site by: {time}", time=ctx.time(case.verification_deadline)))
+    current = deadlines.deadline_of(case)
+    if current is not None:
+        stage, due = current
+        line = ctx.t(DEADLINE_LABELS[stage], time=ctx.time(due))
+        if deadlines.is_overdue(case, ctx.now):
+            line += " " + ctx.t("⚠ overdue")
+        lines.append(line)
+    if for_staff:
+        if case.pending_extension:
+            lines.append(ctx.t("More time asked for: until {time}",
+                               time=ctx.time(datetime.fromisoformat(case.pending_extension["deadline"]))))
+        if case.extension_count:
+            lines.append(ctx.t("Extensions granted: {count}", count=i18n.number(ctx.language, case.extension_count)))
+        if case.supervising_node is not None:
+            lines.append(ctx.t("Supervised by: {centre}", centre=case.supervising_node.name(ctx.language)))
     if case.result_text:
         lines.append(ctx.t("Result: {result}", result=case.result_text))
     if case.rejection_reason:
@@ -88,6 +109,8 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
     lines.append(ctx.t("What has happened:"))
     departments = {}
     for event in await cases.timeline(ctx.session, case.id):
+        if event.action in STAFF_ONLY_ACTIONS and not for_staff:
+            continue
         if event.action == "transfer" and event.data.get("department"):
             code = event.data["department"]
             if code not in departments:
@@ -100,10 +123,21 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
         if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
             line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
+        elif event.action == "approve_extension" and event.data.get("deadline"):
+            line = with_detail(ctx, line, ctx.time(datetime.fromisoformat(event.data["deadline"])))
+        elif event.action == "return_to_centre" and event.data.get("reason") in RETURN_REASONS:
+            line = with_detail(ctx, line, ctx.t(RETURN_REASONS[event.data["reason"]]))
+            if for_staff and event.note:
+                line += f" · {event.note}"
         elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
             line += f": {localised_note(ctx, event.note)}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def with_detail(ctx: Context, line: str, detail: str) -> str:
+    """`line: detail`, with the colon of the reader's script."""
+    return line + ("：" if ctx.language == "zh" else ": ") + detail
 
 
 def localised_note(ctx: Context, note: str) -> str:
@@ -115,6 +149,8 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     rows = []
     if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
         rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
+    if "withdraw" in access.allowed_actions(ctx.person.id, [], case, ctx.now):
+        rows.append([ctx.button("↩ Withdraw my report", f"withdraw:{case.number}")])
     rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
     return rows
 
@@ -212,7 +248,51 @@ class RateDialog(Dialog):
         await show_menu(ctx)
 
 
+class WithdrawDialog(Dialog):
+    """The resident withdraws their report before handling starts (撤回), with an optional reason."""
+
+    name = "withdraw"
+    STATES = ["confirm"]
+    TRANSITIONS: list = []
+
+    async def prompt_confirm(self, ctx: Context) -> None:
+        ctx.say(
+            ctx.t("Do you want to withdraw case {number}? The grid centre will stop working on it. "
+                  "You may type why, or press Withdraw.", number=ctx.data["number"]),
+            [[ctx.button("↩ Withdraw", "confirm:withdraw")], [ctx.button("✖ Keep my report", CANCEL)]],
+        )
+
+    async def on_confirm(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "text" and text.clean(message.text):
+            reason = text.clean(message.text)[:MAX_COMMENT]
+        elif message.kind == "button" and message.data == "confirm:withdraw":
+            reason = None
+        else:
+            await self.prompt_confirm(ctx)
+            return
+        number = ctx.data["number"]
+        finish(ctx)
+        try:
+            async with ctx.session.begin_nested():
+                await cases.act(ctx.session, number, ctx.person.id, "withdraw", now=ctx.now, reason=reason)
+        except CaseNotFound:
+            ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
+            await show_menu(ctx)
+            return
+        except CaseError:
+            ctx.say(ctx.t("Case {number} can no longer be withdrawn: the department has started handling it.", number=number),
+                    [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
+            return
+        ctx.say(ctx.t("Case {number} is withdrawn. Thank you for letting us know.", number=number))
+        await show_menu(ctx)
+
+
 router = Router()
+
+
+@router.press("withdraw:")
+async def withdraw_report(ctx: Context, message: Inbound, number: str) -> None:
+    await WithdrawDialog().begin(ctx, number=number)
 
 
 @router.command("cases")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
 
 from sqlalchemy import select
 
-from storage import access, cases, grids, lifecycle
+from storage import access, cases, deadlines, grids, lifecycle
 from storage.lifecycle import BY_TRIGGER, CaseError, CaseNotFound
 from storage.models import Case, CaseView, Department, Person, Role, RoleAssignment
 from storage.people import active_roles
@@ -18,7 +18,7 @@ from ..dialog import BACK, CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
+from ..wording import REJECT_REASONS, RETURN_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
 from .cases import AskCaseNumberDialog, find_case_number
 from .menu import LANGUAGE_NAMES, show_menu
 
@@ -33,7 +33,10 @@ ACTION_BUTTONS = {
     "refer_to_joint_meeting": N_("👥 Refer to the joint meeting"),
     "transfer": N_("➡ Transfer to a department"),
     "start_handling": N_("▶ Start handling"),
-    "extend_deadline": N_("⏳ Ask for an extension"),
+    "request_extension": N_("⏳ Ask for an extension"),
+    "approve_extension": N_("✅ Approve the extension"),
+    "refuse_extension": N_("✖ Refuse the extension"),
+    "return_to_centre": N_("↩ Return to the grid centre (not ours)"),
     "submit_result": N_("📤 Submit the result"),
     "verify_pass": N_("✅ Verified on site: close"),
     "verify_fail": N_("↩ Verification failed: return"),
@@ -47,9 +50,10 @@ QUESTIONS = {
     "result": N_("Please describe the result: what was done."),
     "note": N_("Please type your note."),
     "department": N_("Which department should handle it?"),
-    "hours": N_("How much more time is needed?"),
+    "deadline": N_("How much more time is needed? Choose, or type the new date (for example 2026-12-24)."),
 }
-EXTENSIONS = (24, 48, 72, 168)
+EXTENSION_WORKING_DAYS = (1, 2, 3, 5)
+DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*")
 PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
 MAX_PHOTOS = 3
 
@@ -90,10 +94,12 @@ async def show_queue(ctx: Context, only_to_verify: bool = False) -> None:
         return
     rows = []
     for case in found:
-        due = case.verification_deadline if case.state == lifecycle.State.handled else case.handling_deadline
+        current = deadlines.deadline_of(case)
         label = f"{case.number} · {case.matter.name(ctx.language)} · {ctx.t(STATE_NAMES[case.state])}"
-        if due:
-            label += " · " + ctx.t("due {time}", time=ctx.time(due))
+        if current:
+            label += " · " + ctx.t("due {time}", time=ctx.time(current[1]))
+            if deadlines.is_overdue(case, ctx.now):
+                label = "⚠ " + label
         rows.append([Button(label, f"case:{case.number}")])
     rows.append([ctx.button("🗂 Staff desk", "menu:staff")])
     heading = ctx.t("Cases to verify on site (within 24 hours of the result):") if only_to_verify else ctx.t("Your work queue, oldest first:")
@@ -120,7 +126,7 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
         lines.append(ctx.t("Residents concerned: {names}", names=case.concerned_residents))
     role = next((a.role.value for a in assignments if access.covers(a, case)), assignments[0].role.value if assignments else "")
     ctx.session.add(CaseView(case_id=case.id, person_id=ctx.person.id, role=role, channel=ctx.platform, viewed_at=ctx.now))
-    actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case) if t in ACTION_BUTTONS]
+    actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case, ctx.now) if t in ACTION_BUTTONS]
     rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions]
     rows.append([ctx.button("🗂 My work queue", "staff:queue"), ctx.button("☰ Menu", "menu:main")])
     # Photos taken on the same platform can be shown again by their file id (Telegram's work across chats).
@@ -155,9 +161,17 @@ class ActionDialog(Dialog):
             departments.sort(key=lambda d: d.id != owner)
             rows = [[Button(("✓ " if d.id == owner else "") + d.name(ctx.language), f"input:{d.code}")] for d in departments]
             ctx.say(title + ctx.t(QUESTIONS[need]), rows + [cancel])
-        elif need == "hours":
-            rows = [[Button(i18n.duration(ctx.language, timedelta(hours=h)), f"input:{h}")] for h in EXTENSIONS]
-            ctx.say(title + ctx.t(QUESTIONS[need]), rows + [cancel])
+        elif need == "deadline":
+            case = await cases.load_case(ctx.session, ctx.data["number"])
+            now_due = ctx.t("The time limit now: {time}", time=ctx.time(case.handling_deadline)) + "\n" if case.handling_deadline else ""
+            rows = [[Button(ctx.t("{days} more working days", days=i18n.number(ctx.language, d)), f"input:wd:{d}")]
+                    for d in EXTENSION_WORKING_DAYS]
+            ctx.say(title + now_due + ctx.t(QUESTIONS[need]), rows + [cancel])
+        elif need == "reason" and ctx.data["trigger"] == "return_to_centre":
+            rows = [[Button(ctx.t(label), f"input:{key}")] for key, label in RETURN_REASONS.items()]
+            ctx.say(title + ctx.t("Why is it not yours? Choose the reason."), rows + [cancel])
+        elif need == "note" and ctx.data["trigger"] == "return_to_centre":
+            ctx.say(title + ctx.t("Please explain to the grid centre, e.g. who should handle it instead."), [cancel])
         elif need == "photos":
             ctx.say(title + ctx.t("You may send up to {limit} photos, then press Done.", limit=i18n.number(ctx.language, MAX_PHOTOS)),
                     [[ctx.button("Done", "input:done")], cancel])
@@ -182,10 +196,22 @@ class ActionDialog(Dialog):
                     ctx.say(ctx.t("Type the number of the case it duplicates."), [[ctx.button("✖ Cancel", CANCEL)]])
                     return
                 value = i18n.translate("zh", REJECT_REASONS[choice])  # stored in the official language
+            elif need == "reason" and ctx.data["trigger"] == "return_to_centre" and choice in RETURN_REASONS:
+                value = choice  # the store keeps the listed reason's code
             elif need == "department":
                 value = choice
-            elif need == "hours" and choice.isdigit():
-                value = int(choice)
+            elif need == "deadline" and choice.startswith("wd:") and choice[3:].isdigit():
+                ctx.data["inputs"]["working_days"] = int(choice[3:])
+                value = "working_days"  # the store counts them from the current time limit
+        elif message.kind == "text" and need == "deadline":
+            match = DATE.fullmatch(text.clean(message.text).translate(text.ASCII_DIGITS))
+            if match is None:
+                ctx.say(ctx.t("Please type the date like this: 2026-12-24."))
+                await self.prompt_collect(ctx)
+                return
+            value = "{}-{:02d}-{:02d}".format(*map(int, match.groups()))
+        elif message.kind == "text" and ctx.data["trigger"] == "return_to_centre" and need == "reason":
+            value = None
         elif message.kind == "text" and need in ("reason", "result", "note"):
             typed = text.clean(message.text)
             if ctx.data.get("awaiting_duplicate"):
@@ -227,6 +253,8 @@ class ActionDialog(Dialog):
 
     async def fire(self, ctx: Context) -> None:
         number, trigger, inputs = ctx.data["number"], ctx.data["trigger"], dict(ctx.data["inputs"])
+        if inputs.get("deadline") == "working_days":
+            del inputs["deadline"]
         photos = [cases.Photo(**p) for p in ctx.data.get("photos", [])]
         finish(ctx)
         try:
@@ -248,6 +276,10 @@ class ActionDialog(Dialog):
 
 ERROR_TEXTS = {
     "not_allowed_in_state": N_("the case has moved on meanwhile"),
+    "deadline_passed": N_("the time limit has already passed; more time must be asked for before it"),
+    "too_many_extensions": N_("this case already had the most extensions allowed"),
+    "extension_already_pending": N_("a request for more time is already waiting for the grid centre"),
+    "no_extension_pending": N_("there is no request for more time to answer"),
     "not_permitted": N_("your role does not allow it"),
     "concurrent_change": N_("someone else changed the case at the same moment; please look again"),
     "missing_input": N_("something is missing"),
@@ -256,6 +288,8 @@ ERROR_TEXTS = {
 
 
 def _error_text(error: CaseError) -> str:
+    if error.code == "invalid_input" and error.details.get("field") == "deadline":
+        return N_("the new time limit must be later than the current one and at most 60 days later")
     return ERROR_TEXTS.get(error.code, N_("an answer was not valid"))
 
 
@@ -363,7 +397,7 @@ async def start_action(ctx: Context, message: Inbound, argument: str) -> None:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
-    if trigger not in access.allowed_actions(ctx.person.id, assignments, case) or trigger not in ACTION_BUTTONS:
+    if trigger not in access.allowed_actions(ctx.person.id, assignments, case, ctx.now) or trigger not in ACTION_BUTTONS:
         moved_on = ERROR_TEXTS["not_allowed_in_state"]
         ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(moved_on)),
                 [[ctx.button("Open case {number}", f"case:{case.number}", number=case.number)]])

@@ -31,6 +31,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('supervising_node_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_cases_supervising_node_id_nodes'), 'nodes', ['supervising_node_id'], ['id'])
         batch_op.create_index('ix_cases_supervising_state', ['supervising_node_id', 'state'], unique=False)
+        for field in ('accept_deadline', 'handling_deadline', 'verification_deadline'):
+            batch_op.create_index(f'ix_cases_state_{field}', ['state', field], unique=False)
 
     op.create_table(
         'case_milestones',
@@ -60,6 +62,8 @@ def downgrade() -> None:
     op.drop_table('case_milestones')
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        for field in ('accept_deadline', 'handling_deadline', 'verification_deadline'):
+            batch_op.drop_index(f'ix_cases_state_{field}')
         batch_op.drop_index('ix_cases_supervising_state')
         batch_op.drop_constraint(batch_op.f('fk_cases_supervising_node_id_nodes'), type_='foreignkey')
         batch_op.drop_column('supervising_node_id')
