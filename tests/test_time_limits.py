@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -224,27 +227,43 @@ async def test_milestones_of_a_case_that_moved_on_are_not_fired(sessionmaker, st
     assert await events(sessionmaker, case.id, "remind", "urge", "escalate_overdue") == []
 
 
-async def test_two_sweepers_on_postgresql_fire_each_milestone_exactly_once(sessionmaker, store, world, migrated_urls):
+SWEEPER = """
+import asyncio, sys
+from datetime import datetime
+from storage import supervision
+from storage.db import make_engine, make_sessionmaker
+
+async def main():
+    engine = make_engine(sys.argv[1])
+    fired = 0
+    for _ in range(20):
+        result = await supervision.sweep(make_sessionmaker(engine), now=datetime.fromisoformat(sys.argv[2]), limit=7)
+        fired += sum(result.fired.values())
+    await engine.dispose()
+    print(fired)
+
+asyncio.run(main())
+"""
+
+
+async def test_two_sweeping_instances_on_postgresql_fire_each_milestone_exactly_once(sessionmaker, store, world, migrated_urls):
     if sessionmaker.kw["bind"].dialect.name != "postgresql":
         pytest.skip("several instances need PostgreSQL; SQLite runs one instance")
-    from storage.db import make_engine, make_sessionmaker
-
-    numbers = [(await report(store, world)).number for _ in range(30)]
-    second_engine = make_engine(migrated_urls["postgresql"])  # a second instance: its own engine and pool
-    try:
-        other = make_sessionmaker(second_engine)
-        late = lhasa(2026, 12, 2, 12, 30)
-        results = await asyncio.gather(*(supervision.sweep(sm, now=late, limit=7) for sm in [sessionmaker, other] * 2))
-    finally:
-        await second_engine.dispose()
-    fired = sum(sum(r.fired.values()) for r in results)
-    assert fired == 30 * 3  # remind, urge, escalate_overdue for each case
+    for _ in range(30):
+        await report(store, world)
+    late = lhasa(2026, 12, 2, 12, 30)  # past the reminder, the deadline and one working day after it
+    root = Path(__file__).resolve().parent.parent
+    instances = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SWEEPER, migrated_urls["postgresql"], late.isoformat(), cwd=root,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)}) for _ in range(2)]
+    outputs = [await p.communicate() for p in instances]
+    assert all(p.returncode == 0 for p in instances)
+    assert sum(int(out.decode().split()[-1]) for out, _ in outputs) == 30 * 3  # remind, urge, escalate_overdue each
     async with sessionmaker() as session:
         counts = (await session.execute(
             select(CaseEvent.case_id, CaseEvent.action, func.count()).where(CaseEvent.actor_role == "system")
             .group_by(CaseEvent.case_id, CaseEvent.action))).all()
-        assert len(counts) == 30 * 3 and all(n == 1 for _, _, n in counts)
-        assert len(numbers) == 30
+    assert len(counts) == 30 * 3 and all(n == 1 for _, _, n in counts)
 
 
 async def test_a_sweep_that_dies_half_way_leaves_nothing_doubled_or_skipped(sessionmaker, store, world, monkeypatch):
@@ -398,3 +417,26 @@ async def test_with_time_machine_the_store_reads_the_clock(sessionmaker, store, 
     async with sessionmaker() as session:
         milestones = list(await session.scalars(select(CaseMilestone).where(CaseMilestone.case_id == case.id)))
         assert {m.trigger for m in milestones if m.fired_at} == {"remind", "urge"}
+
+
+async def test_the_sweep_in_gridbot_run_survives_a_database_outage(monkeypatch, caplog):
+    from bot import server
+
+    calls, stop = [], asyncio.Event()
+
+    async def flaky_sweep(sessionmaker):
+        calls.append(1)
+        if len(calls) in (2, 3):
+            raise ConnectionRefusedError("database down")
+        if len(calls) == 5:
+            stop.set()
+        return supervision.SweepResult()
+
+    monkeypatch.setattr(server, "sweep", flaky_sweep)
+    runtime = type("Runtime", (), {"sessionmaker": None})()
+    with caplog.at_level(logging.WARNING, logger="gridbot.server"):
+        await asyncio.wait_for(server.supervise(runtime, stop, every=0.01), timeout=5)
+    assert len(calls) == 5  # it kept sweeping through the outage
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("supervision sweep failed" in m for m in messages) == 1  # one line per outage
+    assert any("works again" in m for m in messages)
