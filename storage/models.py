@@ -259,6 +259,14 @@ class CaseNumberCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# Which states each stage's deadline matters in (kept equal to storage.lifecycle.STAGES by a test).
+DEADLINE_INDEXES = {
+    "accept_deadline": "state = 'reported'",
+    "handling_deadline": "state IN ('transferred', 'in_progress')",
+    "verification_deadline": "state = 'handled'",
+}
+
+
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
@@ -268,10 +276,9 @@ class Case(Base):
         Index("ix_cases_grid_state", "grid_id", "state"),
         Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
         Index("ix_cases_supervising_state", "supervising_node_id", "state"),
-        # The supervision sweep's passed deadlines, per stage.
-        Index("ix_cases_state_accept_deadline", "state", "accept_deadline"),
-        Index("ix_cases_state_handling_deadline", "state", "handling_deadline"),
-        Index("ix_cases_state_verification_deadline", "state", "verification_deadline"),
+        # The supervision sweep's passed deadlines: one partial index per stage (lifecycle.STAGES).
+        *(Index(f"ix_cases_{field}_open", field, postgresql_where=text(where), sqlite_where=text(where))
+          for field, where in DEADLINE_INDEXES.items()),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

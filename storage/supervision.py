@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -49,16 +49,18 @@ class SweepResult:
 async def due_milestones(session: AsyncSession, now: datetime, limit: int) -> list[tuple[CaseMilestone, Case]]:
     """Due, unfired milestones with their cases, oldest first, locked for this transaction."""
     query = (
-        select(CaseMilestone, Case)
+        select(CaseMilestone.id, CaseMilestone.case_id)
         .join(Case, Case.id == CaseMilestone.case_id)
         .where(CaseMilestone.fired_at.is_(None), CaseMilestone.due_at <= now)
         .order_by(CaseMilestone.due_at, CaseMilestone.id)
         .limit(limit)
-        .execution_options(populate_existing=True)
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=[CaseMilestone.__table__, Case.__table__])
-    return [(m, c) for m, c in (await session.execute(query)).unique().all()]
+    rows = (await session.execute(query)).all()
+    milestones = await _load(session, CaseMilestone, [m for m, _ in rows])
+    found = await _load(session, Case, [c for _, c in rows])
+    return [(milestones[m], found[c]) for m, c in rows]
 
 
 async def passed_deadlines(session: AsyncSession, stage: Stage, now: datetime, limit: int) -> list[Case]:
@@ -66,18 +68,28 @@ async def passed_deadlines(session: AsyncSession, stage: Stage, now: datetime, l
     trigger = deadlines.deadline_trigger(stage)
     due = getattr(Case, stage.deadline_field)
     fired = aliased(CaseMilestone)
+    # The states as literals, so that the stage's partial index (models.DEADLINE_INDEXES) applies.
     query = (
-        select(Case)
-        .where(Case.state.in_(stage.states), due <= now)
+        select(Case.id)
+        .where(Case.state.in_([literal_column(f"'{state}'") for state in stage.states]), due <= now)
         .where(~exists().where(fired.case_id == Case.id, fired.stage == stage.name, fired.trigger == trigger,
                                fired.deadline == due))
         .order_by(due, Case.id)
         .limit(limit)
-        .execution_options(populate_existing=True)
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Case.__table__)
-    return list((await session.scalars(query)).unique())
+    ids = list(await session.scalars(query))
+    found = await _load(session, Case, ids)
+    return [found[i] for i in ids]
+
+
+async def _load(session: AsyncSession, model, ids: list[int]) -> dict:
+    """Rows already locked by the caller, as fresh ORM objects by id."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(model).where(model.id.in_(ids)).execution_options(populate_existing=True))
+    return {row.id: row for row in rows.unique()}
 
 
 async def claim(session: AsyncSession, case: Case, stage: Stage, trigger: str, deadline: datetime, now: datetime) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -120,6 +121,17 @@ async def test_the_matter_list_refuses_a_matter_without_one_time_limit(sessionma
     async with sessionmaker.begin() as session:
         with pytest.raises(ValueError, match="one of them"):
             await load_matters(session, bad)
+
+
+def test_each_stage_deadline_has_its_partial_index_for_the_sweep():
+    from storage.lifecycle import STAGES
+    from storage.models import DEADLINE_INDEXES
+
+    def states(where: str) -> set[str]:
+        return set(re.findall(r"'(\w+)'", where))
+
+    stages = {s.deadline_field: set(s.states) for s in STAGES if s.name != "rate"}
+    assert {field: states(where) for field, where in DEADLINE_INDEXES.items()} == stages
 
 
 # ---------------------------------------------------------------- a deadline for every stage

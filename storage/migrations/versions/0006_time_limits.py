@@ -9,6 +9,13 @@ from alembic import op
 import sqlalchemy as sa
 
 
+# The supervision sweep's passed deadlines: a partial index per stage (as in storage.models).
+DEADLINE_INDEXES = {
+    'accept_deadline': "state = 'reported'",
+    'handling_deadline': "state IN ('transferred', 'in_progress')",
+    'verification_deadline': "state = 'handled'",
+}
+
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
@@ -31,8 +38,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('supervising_node_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_cases_supervising_node_id_nodes'), 'nodes', ['supervising_node_id'], ['id'])
         batch_op.create_index('ix_cases_supervising_state', ['supervising_node_id', 'state'], unique=False)
-        for field in ('accept_deadline', 'handling_deadline', 'verification_deadline'):
-            batch_op.create_index(f'ix_cases_state_{field}', ['state', field], unique=False)
+        for field, where in DEADLINE_INDEXES.items():
+            batch_op.create_index(f'ix_cases_{field}_open', [field], unique=False,
+                                  postgresql_where=sa.text(where), sqlite_where=sa.text(where))
 
     op.create_table(
         'case_milestones',
@@ -62,8 +70,8 @@ def downgrade() -> None:
     op.drop_table('case_milestones')
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        for field in ('accept_deadline', 'handling_deadline', 'verification_deadline'):
-            batch_op.drop_index(f'ix_cases_state_{field}')
+        for field in DEADLINE_INDEXES:
+            batch_op.drop_index(f'ix_cases_{field}_open')
         batch_op.drop_index('ix_cases_supervising_state')
         batch_op.drop_constraint(batch_op.f('fk_cases_supervising_node_id_nodes'), type_='foreignkey')
         batch_op.drop_column('supervising_node_id')
