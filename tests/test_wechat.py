@@ -287,3 +287,300 @@ async def test_grid_worker_joins_and_verifies_a_case(deployment, http):
     await drain.drain_once()
     told = Follower.words(deployment.fake.to("o-resident")[before:])
     assert number in told and "⭐" in told  # closed, in Tibetan, with the rating option
+
+
+# -- the endpoint refuses what is not WeChat's, and what it cannot read ------------------------------------
+
+XXE = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+       '<xml><ToUserName>a</ToUserName><FromUserName>o-x</FromUserName><CreateTime>1</CreateTime>'
+       '<MsgType>text</MsgType><Content>&xxe;</Content><MsgId>1</MsgId></xml>')
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">'
+          '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;">]><xml><FromUserName>o-x</FromUserName>'
+          '<MsgType>text</MsgType><Content>&lol3;</Content><MsgId>2</MsgId></xml>')
+
+
+async def processed_count(sessionmaker) -> int:
+    async with sessionmaker() as session:
+        return len(list(await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.platform == "wechat"))))
+
+
+async def test_url_check_and_requests_not_from_wechat_or_unreadable(deployment, http):
+    door, url = await deployment.start()
+    client = WeChatServerClient(http, url + "/wechat")
+    assert await client.verify("echo-42") == (200, "echo-42")
+    wrong = WeChatServerClient(http, url + "/wechat", token="not-the-token")
+    assert (await wrong.verify())[0] == 403
+    client.clock_offset = -400  # older than 5 minutes: a replay
+    assert (await client.verify())[0] == 403
+    assert (await client.text("o-x", "你好"))[0] == 403
+    client.clock_offset = 0
+    assert (await wrong.text("o-x", "你好"))[0] == 403
+    for body in (XXE, LAUGHS, "<xml><FromUserName>o-x</From", "<xml>" + "<a>x</a>" * 20000 + "</xml>", "{}"):
+        status, _ = await client.post_xml(body)
+        assert status == 400, body[:40]
+    assert await processed_count(deployment.sessionmaker) == 0
+    assert deployment.fake.sent == []
+
+
+async def test_safe_mode_refuses_plaintext_a_wrong_message_signature_and_another_key(deployment, http):
+    door, url = await deployment.start(aes_key=AES_KEY)
+    plain = WeChatServerClient(http, url + "/wechat")
+    assert (await plain.text("o-x", "你好"))[0] == 403
+    safe = WeChatServerClient(http, url + "/wechat", aes_key=AES_KEY)
+    xml = safe.xml("o-x", "text", {"Content": "你好"}, msg_id=77)
+    assert (await safe.post_xml(xml, msg_signature="0" * 40))[0] == 403
+    other_key = WeChatServerClient(http, url + "/wechat", aes_key="B" * 43)
+    assert (await other_key.text("o-y", "你好"))[0] == 400  # signed, but cannot be decrypted
+    assert await processed_count(deployment.sessionmaker) == 0
+    assert (await safe.post_xml(xml)) == (200, "success")
+    await door.drain()
+    assert await processed_count(deployment.sessionmaker) == 1
+
+
+async def test_a_retried_message_or_event_is_handled_once(deployment, http):
+    door, url = await deployment.start()
+    person = follower(deployment, http, url, "o-retry")
+    await person.say("/start")
+    await choose_language(person, "zh")
+    xml = person.client.xml("o-retry", "text", {"Content": "/help"}, msg_id=4242)
+    results = await asyncio.gather(*(person.client.post_xml(xml) for _ in range(3)))  # WeChat's three tries at once
+    assert all(r == (200, "success") for r in results)
+    await door.drain()
+    sent = len(deployment.fake.to("o-retry"))
+    assert (await person.client.post_xml(xml)) == (200, "success")  # and a late retry
+    await door.drain()
+    assert len(deployment.fake.to("o-retry")) == sent
+    # Events have no MsgId: the same sender and CreateTime is the same event.
+    event = person.client.xml("o-retry", "event", {"Event": "CLICK", "EventKey": "menu:cases"}, create_time=1700000000)
+    for _ in range(2):
+        await person.client.post_xml(event)
+    await door.drain()
+    async with deployment.sessionmaker() as session:
+        rows = list(await session.scalars(select(ProcessedUpdate.update_id).where(ProcessedUpdate.platform == "wechat")))
+    assert sum(r == f"{APP_ID}:4242" for r in rows) == 1
+    assert sum(r.startswith(f"{APP_ID}:o-retry:1700000000") for r in rows) == 1
+
+
+async def test_success_within_wechats_five_seconds_when_the_database_is_slow(deployment, http):
+    door, url = await deployment.start(ack_seconds=0.3)
+    slow_handle = door.runtime.engine.handle
+
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(1.5)
+        return await slow_handle(*args, **kwargs)
+
+    door.runtime.engine.handle = slow
+    client = WeChatServerClient(http, url + "/wechat")
+    started = asyncio.get_running_loop().time()
+    assert await client.text("o-slow", "/start") == (200, "success")
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert deployment.fake.to("o-slow") == []
+    await door.drain()
+    assert "lang:zh" in await Follower(client, deployment.fake, deployment.sessionmaker, "o-slow").buttons()
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_unknown_kinds_of_message_get_a_polite_answer_in_the_persons_language(deployment, http, language):
+    door, url = await deployment.start()
+    person = follower(deployment, http, url, f"o-video-{language}")
+    await person.say("/start")
+    await choose_language(person, language)
+    await person.do(person.client.video(person.openid))
+    assert translate(language, "Sorry, this kind of message cannot be handled here. Please send text, a photo, "
+                               "a voice message or your location.") in person.text
+    assert "menu:report" in await person.buttons()
+
+
+async def test_a_voice_message_without_recognition_is_kept_and_the_person_asked_to_type(deployment, http):
+    door, url = await deployment.start()
+    person = follower(deployment, http, url, "o-voice")
+    await person.say("/start")
+    await choose_language(person, "zh")
+    await person.do(person.client.event(person.openid, "CLICK", "menu:report"))
+    await person.type_number_of(f"matter:{STREET_LIGHT}")
+    deployment.fake.add_media("voice-2", AMR, "audio/amr")
+    await person.do(person.client.voice(person.openid, "voice-2"))
+    assert translate("zh", "Your voice message was kept. Please also type what it is about.") in person.text
+    assert any((Path(door.runtime.settings.attachments_dir) / "wechat").rglob("*.amr"))
+
+
+async def test_a_media_download_failure_keeps_the_media_id(deployment, http):
+    door, url = await deployment.start()
+    person = follower(deployment, http, url, "o-media")
+    await person.say("/start")
+    await choose_language(person, "zh")
+    stored = await door.store_media("missing-media")  # WeChat answers 40007
+    assert stored == {"photo_path": None, "photo_sha256": None, "photo_size": None}
+
+
+# -- the access token -----------------------------------------------------------------------------------------
+
+
+async def test_two_instances_share_one_token_and_refresh_it_once_after_invalid_credential(deployment, http):
+    first, url1 = await deployment.start()
+    second, url2 = await deployment.start()
+    a = follower(deployment, http, url1, "o-a")
+    b = follower(deployment, http, url2, "o-b")
+    await a.say("/start")
+    await b.say("/start")
+    await a.tap("lang:zh")
+    await b.tap("lang:bo")
+    assert deployment.fake.token_requests == 1  # fetched once, for both instances and every message
+    deployment.fake.expire_tokens()  # e.g. the secret was reset in the back office
+    await a.say("/help")
+    assert "menu:report" in await a.buttons() and a.latest
+    await b.say("/help")
+    assert b.latest
+    assert deployment.fake.token_requests == 2
+    async with deployment.sessionmaker() as session:
+        row = await session.get(WeChatAccount, APP_ID)
+        assert row.access_token in deployment.fake.tokens
+
+
+# -- notices: customer-service message in the window, then template, then subscribe message -------------------
+
+
+async def resident_with_case(deployment, http, url, openid: str, language: str = "zh") -> tuple[Follower, str, int]:
+    person = follower(deployment, http, url, openid)
+    await person.say("/start")
+    await choose_language(person, language)
+    number = await report(person, language, deployment.fake, voice=False)
+    async with deployment.sessionmaker() as session:
+        centre = await session.scalar(select(Identity.person_id).where(Identity.external_id == "demo-centre-gesang"))
+    return person, number, centre
+
+
+async def last_notice(sessionmaker, number: str) -> Notification:
+    async with sessionmaker() as session:
+        case = await session.scalar(select(Case).where(Case.number == number))
+        return await session.scalar(select(Notification).where(Notification.case_id == case.id,
+                                                                Notification.message_key == "accept.reporter"))
+
+
+async def close_window(sessionmaker, openid: str, hours: int = 49) -> None:
+    async with sessionmaker.begin() as session:
+        row = await session.get(WeChatFollower, (APP_ID, openid))
+        row.last_message_at = row.last_message_at - timedelta(hours=hours)
+
+
+async def test_outside_48_hours_a_notice_goes_as_template_message_with_number_step_and_link(deployment, http):
+    door, url = await deployment.start(template_id="TPL-1", notice_url="https://grid.example/case/{number}")
+    person, number, centre = await resident_with_case(deployment, http, url, "o-template")
+    await close_window(deployment.sessionmaker, person.openid)
+    before = len(deployment.fake.to(person.openid))
+    await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
+    await dispatcher(door).drain_once()
+    assert len(deployment.fake.to(person.openid)) == before  # no customer-service message
+    template = deployment.fake.templates[-1]
+    assert template["touser"] == person.openid and template["template_id"] == "TPL-1"
+    assert template["url"] == f"https://grid.example/case/{number}"
+    assert template["data"]["character_string1"]["value"] == number
+    assert template["data"]["thing2"]["value"] and len(template["data"]["thing2"]["value"]) <= 20
+    assert (await last_notice(deployment.sessionmaker, number)).sent_at is not None
+
+
+async def test_a_refused_route_falls_back_to_the_next_and_the_last_refusal_gives_up_with_the_reason(deployment, http):
+    door, url = await deployment.start(template_id="TPL-1", subscribe_template_id="SUB-1")
+    person, number, centre = await resident_with_case(deployment, http, url, "o-fallback")
+    deployment.fake.window_closed.add(person.openid)  # 45015 although they wrote recently
+    deployment.fake.fail("/cgi-bin/message/template/send", 40037)  # template id refused
+    await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
+    await dispatcher(door).drain_once()
+    assert deployment.fake.subscribe_messages[-1]["touser"] == person.openid
+    assert door.channel.routes_used[-1] == "subscribe"
+
+    door2, url2 = await deployment.start()  # no template configured at all
+    person2, number2, _ = await resident_with_case(deployment, http, url2, "o-nowhere")
+    await close_window(deployment.sessionmaker, person2.openid)
+    await CaseStore(deployment.sessionmaker).act(number2, centre, "accept")
+    calls = len(deployment.fake.calls)
+    drain = Dispatcher(deployment.sessionmaker, [door2.channel, StaffInbox()],
+                       limiter=RateLimiter(per_second=1000, per_chat_interval=0))
+    await drain.drain_once()
+    notice = await last_notice(deployment.sessionmaker, number2)
+    assert notice.gave_up_at is not None and "48-hour" in notice.last_error  # visible, not retried
+    assert await drain.drain_once() == 0
+    assert len(deployment.fake.calls) == calls  # WeChat was not even asked
+
+
+async def test_an_unfollowed_account_blocks_notices_there(deployment, http):
+    door, url = await deployment.start(template_id="TPL-1")
+    person, number, centre = await resident_with_case(deployment, http, url, "o-gone")
+    await person.do(person.client.event(person.openid, "unsubscribe"))
+    async with deployment.sessionmaker() as session:
+        identity = await session.scalar(select(Identity).where(Identity.external_id == "o-gone"))
+        assert identity.blocked_at is not None
+    await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
+    await dispatcher(door).drain_once()
+    assert not any(t["touser"] == "o-gone" for t in deployment.fake.templates)
+    # 43004 from WeChat (unfollowed elsewhere) is the same: blocked there.
+    other, number2, _ = await resident_with_case(deployment, http, url, "o-gone-2")
+    deployment.fake.unfollowed.add("o-gone-2")
+    await CaseStore(deployment.sessionmaker).act(number2, centre, "accept")
+    await dispatcher(door).drain_once()
+    async with deployment.sessionmaker() as session:
+        identity = await session.scalar(select(Identity).where(Identity.external_id == "o-gone-2"))
+        assert identity.blocked_at is not None
+
+
+async def test_the_api_quota_pauses_sending_on_every_instance(deployment, http):
+    door, url = await deployment.start()
+    person, number, centre = await resident_with_case(deployment, http, url, "o-quota")
+    deployment.fake.fail("/cgi-bin/message/custom/send", 45009)
+    await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
+    await dispatcher(door).drain_once()
+    notice = await last_notice(deployment.sessionmaker, number)
+    assert notice.sent_at is None and notice.gave_up_at is None and notice.next_attempt_at > notice.created_at
+    async with deployment.sessionmaker() as session:
+        assert (await session.get(WeChatAccount, APP_ID)).paused_until is not None
+    other, _ = await deployment.start()
+    calls = len(deployment.fake.calls)
+    with pytest.raises(Exception) as raised:
+        await other.channel.send(person.openid, (await _reply("hi")))
+    assert type(raised.value).__name__ == "RetryLater"
+    assert len(deployment.fake.calls) == calls  # paused: WeChat not called
+
+
+async def _reply(text: str):
+    from conversations.protocol import Reply
+
+    return Reply(text=text)
+
+
+# -- the account's menu and the notice board's QR code ---------------------------------------------------------
+
+
+async def test_custom_menu_in_chinese_and_tibetan_and_the_tibetan_tag_follows_the_language(deployment, http):
+    from bot.wechat.menu import install
+
+    door, url = await deployment.start()
+    result = await install(door.api)
+    default = deployment.fake.menus[-1]["button"]
+    assert [b["name"] for b in default] == ["上报问题", "我的事件", "我的网格"]
+    assert [b["key"] for b in default] == ["menu:report", "menu:cases", "menu:grid"]
+    tibetan = deployment.fake.conditional_menus[-1]
+    assert tibetan["matchrule"] == {"tag_id": str(result["tag_id"])}
+    for button in tibetan["button"]:
+        assert len(button["name"].encode()) <= 16
+        for sub in button.get("sub_button", []):
+            assert len(sub["name"].encode()) <= 60 and re.search("[\u0f00-\u0fff]", sub["name"])
+    person = follower(deployment, http, url, "o-tag")
+    await person.say("/start")
+    await person.tap("lang:bo")
+    assert "o-tag" in deployment.fake.tagged[result["tag_id"]]
+    await person.say("/language")
+    await person.tap("lang:zh")
+    assert "o-tag" not in deployment.fake.tagged[result["tag_id"]]
+    await install(door.api)  # again: replaces, does not pile up conditional menus
+    assert len(deployment.fake.conditional_menus) == 1
+
+
+async def test_the_notice_board_shows_the_accounts_qr_code_for_the_grid(deployment, http):
+    door, url = await deployment.start()
+    async with http.get(f"{url}/notice/{GRID}") as response:
+        page = await response.text()
+    assert f"/notice/{GRID}/wechat.svg" in page and f"/notice/{GRID}/qr.svg" in page
+    async with http.get(f"{url}/notice/{GRID}/wechat.svg") as response:
+        assert response.status == 200 and response.content_type == "image/svg+xml"
+        assert b"<svg" in await response.read()
+    assert sum(c == "/cgi-bin/qrcode/create" for c in deployment.fake.calls) == 1  # made once, then kept

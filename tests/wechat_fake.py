@@ -35,6 +35,7 @@ APP_SECRET = "s3cret-for-tests"
 TOKEN = "gridbot-test-token"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
 ACCOUNT = "gh_0123456789ab"
+MSG_IDS = itertools.count(int(time.time()) * 1000)  # WeChat's MsgIds are unique across all users
 
 
 class FakeWeChat:
@@ -191,7 +192,7 @@ class WeChatServerClient:
     def __init__(self, http: aiohttp.ClientSession, url: str, *, token: str = TOKEN, aes_key: str | None = None,
                  app_id: str = APP_ID):
         self.http, self.url, self.token, self.aes_key, self.app_id = http, url, token, aes_key, app_id
-        self.msg_ids = itertools.count(int(time.time()) * 1000)
+        self.msg_ids = MSG_IDS
         self.clock_offset = 0  # seconds added to the timestamp (to test stale requests)
 
     def signed_query(self, body_signature_of: str | None = None) -> dict[str, str]:
@@ -204,7 +205,8 @@ class WeChatServerClient:
         async with self.http.get(self.url, params=query) as response:
             return response.status, await response.text()
 
-    async def post_xml(self, xml: str, *, query: dict[str, str] | None = None) -> tuple[int, str]:
+    async def post_xml(self, xml: str, *, query: dict[str, str] | None = None,
+                       msg_signature: str | None = None) -> tuple[int, str]:
         query = query or self.signed_query()
         body = xml.encode("utf-8")
         if self.aes_key:
@@ -214,8 +216,9 @@ class WeChatServerClient:
             import re
 
             encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", envelope).group(1)
+            msg_signature_override = msg_signature
             msg_signature = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]></MsgSignature>", envelope).group(1)
-            query = query | {"encrypt_type": "aes", "msg_signature": msg_signature, "openid": "x"}
+            query = query | {"encrypt_type": "aes", "msg_signature": msg_signature_override or msg_signature, "openid": "x"}
             body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
         async with self.http.post(self.url, params=query, data=body, headers={"Content-Type": "text/xml"}) as response:
             return response.status, await response.text()
