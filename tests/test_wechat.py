@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from bot.channels import RetryLater
 from bot.dispatcher import Dispatcher, RateLimiter
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -535,9 +536,8 @@ async def test_the_api_quota_pauses_sending_on_every_instance(deployment, http):
         assert (await session.get(WeChatAccount, APP_ID)).paused_until is not None
     other, _ = await deployment.start()
     calls = len(deployment.fake.calls)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(RetryLater):
         await other.channel.send(person.openid, (await _reply("hi")))
-    assert type(raised.value).__name__ == "RetryLater"
     assert len(deployment.fake.calls) == calls  # paused: WeChat not called
 
 
@@ -584,3 +584,82 @@ async def test_the_notice_board_shows_the_accounts_qr_code_for_the_grid(deployme
         assert response.status == 200 and response.content_type == "image/svg+xml"
         assert b"<svg" in await response.read()
     assert sum(c == "/cgi-bin/qrcode/create" for c in deployment.fake.calls) == 1  # made once, then kept
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+
+
+def test_buttons_become_a_numbered_menu_message_and_long_texts_fit_wechats_limit():
+    from bot.wechat import render
+    from conversations.protocol import Button, Reply
+
+    reply = Reply(text="ཀ་" * 1500, buttons=[[Button("ཡིན", "yes"), Button("མིན", "no")]], request_location=True)
+    messages = render.render("o-1", reply, "bo", serial=7)
+    *texts, menu = messages
+    assert texts and all(len(m["text"]["content"].encode()) <= 2048 for m in texts)
+    assert menu["msgtype"] == "msgmenu"
+    assert [o["id"] for o in menu["msgmenu"]["list"]] == ["701", "702"]
+    assert [o["content"] for o in menu["msgmenu"]["list"]] == ["༡. ཡིན", "༢. མིན"]  # Tibetan digits
+    assert menu["msgmenu"]["tail_content"] == translate("bo", "Tap an option, or type its number.")
+    assert translate("bo", render.LOCATION_HINT) in menu["msgmenu"]["head_content"]
+    plain = render.render("o-1", Reply(text="好"), "zh")
+    assert plain == [{"touser": "o-1", "msgtype": "text", "text": {"content": "好"}}]
+
+
+async def test_typed_numbers_in_any_script_and_taps_on_an_older_menu(deployment, http):
+    door, url = await deployment.start()
+    person = follower(deployment, http, url, "o-digits")
+    await person.say("/start")
+    await person.say("２")  # a full-width digit typed on a Chinese keyboard: the second language
+    async with deployment.sessionmaker() as session:
+        from storage.models import Person
+
+        identity = await session.scalar(select(Identity).where(Identity.external_id == "o-digits"))
+        assert (await session.get(Person, identity.person_id)).language == "bo"
+    await person.say("/menu")
+    menus = await person.menus()
+    await person.say("༣")  # a Tibetan digit: the third option of the newest menu
+    assert person.latest
+    assert await person.menus() != menus
+    # An option of an older message still means what it said.
+    serial, options = menus[-1]
+    index = options.index("menu:help")
+    await person.do(person.client.text(person.openid, "help", menu_id=str(serial * 100 + index + 1)))
+    assert "/start" in person.text  # the help text lists the commands
+
+
+async def test_gridbot_run_serves_wechat_beside_the_web_chat(demo, fake, http, tmp_path, monkeypatch):
+    from bot.server import serve
+
+    url = demo.kw["bind"].url.render_as_string(hide_password=False)
+    port = _free_port()
+    for name, value in {"WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET, "WECHAT_TOKEN": TOKEN,
+                        "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE_URL": fake.url}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(database_url=url, host="127.0.0.1", port=port, attachments_dir=str(tmp_path / "a"),
+                        telegram_token=None, dispatcher=True)
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, ready=ready, stop=stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        client = WeChatServerClient(http, f"http://127.0.0.1:{port}/wechat", aes_key=AES_KEY)
+        assert await client.text("o-run", "/start") == (200, "success")
+        for _ in range(100):
+            if fake.to("o-run"):
+                break
+            await asyncio.sleep(0.05)
+        assert "བོད་ཡིག" in Follower.words(fake.to("o-run"))
+        async with http.post(f"http://127.0.0.1:{port}/chat/send", json={
+                "client_id": "a" * 32, "message_id": "m1", "message": {"kind": "text", "text": "/start"}}) as response:
+            assert response.status == 200 and (await response.json())["replies"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -108,11 +108,17 @@ class WeChatChannel:
         plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)
         serials = await self.followers.number_menus(openid, [render.options_of(plain)] if plain.buttons else [])
         for payload in render.render_all(openid, [plain], language, serials):
-            await self.api.send_custom(payload)
+            try:
+                await self.api.send_custom(payload)
+            except WeChatError as exc:
+                # A case photo whose media id WeChat no longer keeps (3 days) must not hold the notice back.
+                if payload["msgtype"] != "image" or exc.code in NOT_FOLLOWING | NEXT_ROUTE or exc.code == -1:
+                    raise
 
     def _fields(self, reply: Reply, now: datetime) -> tuple[str, dict]:
         number = case_number(reply)
-        values = {"number": number or "-", "step": short(reply.text),
+        step = (reply.text or "").replace(number, "") if number else (reply.text or "")
+        values = {"number": number or "-", "step": short(step),
                   "time": now.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")}  # WeChat's time type
         data = {self.config.template_fields[k]: {"value": v} for k, v in values.items() if k in self.config.template_fields}
         url = self.config.notice_url.replace("{number}", number) if self.config.notice_url and number else None
