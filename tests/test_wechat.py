@@ -340,26 +340,28 @@ async def test_safe_mode_refuses_plaintext_a_wrong_message_signature_and_another
 
 async def test_a_retried_message_or_event_is_handled_once(deployment, http):
     door, url = await deployment.start()
-    person = follower(deployment, http, url, "o-retry")
+    openid = "oRetry" + "x" * 22  # WeChat's openids have 28 characters
+    person = follower(deployment, http, url, openid)
     await person.say("/start")
     await choose_language(person, "zh")
-    xml = person.client.xml("o-retry", "text", {"Content": "/help"}, msg_id=4242)
+    xml = person.client.xml(openid, "text", {"Content": "/help"}, msg_id=4242)
     results = await asyncio.gather(*(person.client.post_xml(xml) for _ in range(3)))  # WeChat's three tries at once
     assert all(r == (200, "success") for r in results)
     await door.drain()
-    sent = len(deployment.fake.to("o-retry"))
+    sent = len(deployment.fake.to(openid))
     assert (await person.client.post_xml(xml)) == (200, "success")  # and a late retry
     await door.drain()
-    assert len(deployment.fake.to("o-retry")) == sent
+    assert len(deployment.fake.to(openid)) == sent
     # Events have no MsgId: the same sender and CreateTime is the same event.
-    event = person.client.xml("o-retry", "event", {"Event": "CLICK", "EventKey": "menu:cases"}, create_time=1700000000)
+    event = person.client.xml(openid, "event", {"Event": "CLICK", "EventKey": "menu:cases"}, create_time=1700000000)
     for _ in range(2):
         await person.client.post_xml(event)
     await door.drain()
     async with deployment.sessionmaker() as session:
         rows = list(await session.scalars(select(ProcessedUpdate.update_id).where(ProcessedUpdate.platform == "wechat")))
     assert sum(r == f"{APP_ID}:4242" for r in rows) == 1
-    assert sum(r.startswith(f"{APP_ID}:o-retry:1700000000") for r in rows) == 1
+    assert sum(r.startswith(f"{APP_ID}:e:1700000000:") for r in rows) == 1
+    assert all(len(r) <= 64 for r in rows)
 
 
 async def test_success_within_wechats_five_seconds_when_the_database_is_slow(deployment, http):
@@ -663,3 +665,37 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def test_a_message_arriving_in_several_chunks_is_read_whole(deployment, http):
+    door, url = await deployment.start()
+    client = WeChatServerClient(http, url + "/wechat")
+    xml = client.xml("o-chunks", "text", {"Content": "/start" + " " * 30000}, msg_id=99)
+
+    async def chunks():
+        data = xml.encode()
+        for start in range(0, len(data), 1000):
+            yield data[start:start + 1000]
+            await asyncio.sleep(0)
+
+    async with http.post(url + "/wechat", params=client.signed_query(), data=chunks()) as response:
+        assert response.status == 200 and await response.text() == "success"
+    await door.drain()
+    assert deployment.fake.to("o-chunks")
+
+
+async def test_wechat_busy_or_unreachable_is_retried_with_backoff_then_delivered(deployment, http):
+    door, url = await deployment.start()
+    person, number, centre = await resident_with_case(deployment, http, url, "o-busy")
+    deployment.fake.fail("/cgi-bin/message/custom/send", -1)  # 系统繁忙
+    await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
+    drain = dispatcher(door)
+    await drain.drain_once()
+    notice = await last_notice(deployment.sessionmaker, number)
+    assert notice.sent_at is None and notice.gave_up_at is None and notice.attempts == 1
+    assert "-1" in notice.last_error and notice.next_attempt_at > notice.created_at
+    async with deployment.sessionmaker.begin() as session:
+        (await session.get(Notification, notice.id)).next_attempt_at = notice.created_at  # the backoff has passed
+    await drain.drain_once()
+    assert (await last_notice(deployment.sessionmaker, number)).sent_at is not None
+    assert number in Follower.words(deployment.fake.to("o-busy")[-1:])

@@ -80,8 +80,8 @@ def setup(app: web.Application, runtime: Runtime) -> None:
 <p lang="zh-Hans">{html.escape(node.area_zh or "")}</p><p lang="bo">{html.escape(node.area_bo or "")}</p></section>
 <section><h3>{_both(WORDS["people"])}</h3><table>{rows}</table></section>
 <section><h3>{_both(WORDS["supervision"])}</h3><p class="phone big">{html.escape(node.supervision_phone or "")}</p></section>
-<section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
-<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>{wechat}
+<div class="qrs"><section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
+<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>{wechat}</div>
 </main></body></html>"""
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 

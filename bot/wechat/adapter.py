@@ -51,7 +51,7 @@ from .api import QuotaExhausted, WeChatAPI, WeChatError
 from .channel import WeChatChannel
 from .config import WeChatConfig
 from .followers import PLATFORM, Followers
-from .inbound import Incoming, Refused, check_request, field, read_message
+from .inbound import MAX_BODY, Incoming, Refused, check_request, field, read_message
 
 log = logging.getLogger("gridbot.wechat")
 
@@ -131,10 +131,10 @@ class WeChatFrontDoor:
 
     async def receive(self, request: web.Request) -> web.Response:
         """A message from WeChat: 403 when not signed by WeChat, 400 when unreadable, else "success"."""
-        if request.content_length is not None and request.content_length > 64 * 1024:
+        if request.content_length is not None and request.content_length > MAX_BODY:
             return web.Response(status=400, text="body too large")
         try:
-            body = await request.content.read(64 * 1024 + 1)
+            body = await _read_body(request)
             incoming = read_message(self.config, dict(request.query), body)
         except Refused as refused:
             log.warning("wechat request refused (%s): %s", refused.status, refused.reason)
@@ -351,3 +351,13 @@ class WeChatFrontDoor:
         return url
 
 
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The body, refused (400) as soon as it is longer than WeChat's messages can be."""
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Refused(400, "body too large")
+    return bytes(body)

@@ -70,10 +70,11 @@ class WeChatChannel:
         routes = []
         if await self.followers.in_window(chat_id, now):
             routes.append("custom")
-        if self.config.template_id:
-            routes.append("template")
-        if self.config.subscribe_template_id:
-            routes.append("subscribe")
+        if case_number(reply):  # template and subscribe messages are about a case
+            if self.config.template_id:
+                routes.append("template")
+            if self.config.subscribe_template_id:
+                routes.append("subscribe")
         refused = []
         for route in routes:
             try:

@@ -7,6 +7,7 @@ message it carries (`parse_message`) and decrypts safe-mode envelopes (`WeChatCr
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -88,8 +89,10 @@ class Incoming:
         """Messages by MsgId; events (no MsgId) by sender and CreateTime, as WeChat's docs advise."""
         msg_id = self.fields.get("MsgId") or self.fields.get("MsgID")
         if msg_id and self.fields.get("MsgType") != "event":
-            return f"{app_id}:{msg_id}"
-        return f"{app_id}:{self.openid}:{self.fields.get('CreateTime', '')}:{self.fields.get('Event', '')[:12]}"
+            return f"{app_id}:{msg_id[:32]}"
+        # Openids have 28 characters: hashed with the event, the id fits the 64 characters kept.
+        who = hashlib.sha256(f"{self.openid}|{self.fields.get('Event', '')}".encode()).hexdigest()[:24]
+        return f"{app_id}:e:{self.fields.get('CreateTime', '')[:12]}:{who}"
 
 
 def read_message(config: WeChatConfig, query: dict[str, str], body: bytes) -> Incoming:
