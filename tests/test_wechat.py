@@ -438,6 +438,11 @@ async def test_two_instances_share_one_token_and_refresh_it_once_after_invalid_c
     async with deployment.sessionmaker() as session:
         row = await session.get(WeChatAccount, APP_ID)
         assert row.access_token in deployment.fake.tokens
+    # Both instances find the token refused at the same moment: one fetches, the other waits and uses it.
+    deployment.fake.expire_tokens()
+    await asyncio.gather(a.say("/help"), b.say("/help"))
+    assert a.latest and b.latest
+    assert deployment.fake.token_requests == 3
 
 
 # -- notices: customer-service message in the window, then template, then subscribe message -------------------
@@ -490,7 +495,7 @@ async def test_a_refused_route_falls_back_to_the_next_and_the_last_refusal_gives
     await CaseStore(deployment.sessionmaker).act(number, centre, "accept")
     await dispatcher(door).drain_once()
     assert deployment.fake.subscribe_messages[-1]["touser"] == person.openid
-    assert door.channel.routes_used[-1] == "subscribe"
+    assert door.channel.last_route == "subscribe" and door.channel.routes_used["subscribe"] == 1
 
     door2, url2 = await deployment.start()  # no template configured at all
     person2, number2, _ = await resident_with_case(deployment, http, url2, "o-nowhere")

@@ -17,6 +17,7 @@ and WeChat's "system busy" propagate and are retried with backoff.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime
 from typing import Callable
 
@@ -60,7 +61,8 @@ class WeChatChannel:
         self.followers = followers
         self.config = config
         self.clock = clock
-        self.routes_used: list[str] = []  # the route of each notice sent (metrics, tests)
+        self.routes_used: Counter[str] = Counter()  # notices sent per route, by this process
+        self.last_route: str | None = None
 
     async def send(self, chat_id: str, reply: Reply) -> None:
         now = self.clock()
@@ -88,7 +90,8 @@ class WeChatChannel:
                     refused.append(f"{route} refused ({exc.code})")
                     continue
                 raise
-            self.routes_used.append(route)
+            self.routes_used[route] += 1
+            self.last_route = route
             return
         if not routes:
             raise Undeliverable("wechat: outside the 48-hour window and no template or subscribe message configured")
