@@ -567,6 +567,9 @@ async def test_custom_menu_in_chinese_and_tibetan_and_the_tibetan_tag_follows_th
     assert [b["key"] for b in default] == ["menu:report", "menu:cases", "menu:grid"]
     tibetan = deployment.fake.conditional_menus[-1]
     assert tibetan["matchrule"] == {"tag_id": str(result["tag_id"])}
+    assert [b["name"] for b in tibetan["button"]] == ["📝上报问题", "📋我的事件", "🏘我的网格"]
+    assert [b["sub_button"][0]["name"] for b in tibetan["button"]] == [
+        translate("bo", "Report a problem"), translate("bo", "My cases"), translate("bo", "My grid")]
     for button in tibetan["button"]:
         assert len(button["name"].encode()) <= 16
         for sub in button.get("sub_button", []):

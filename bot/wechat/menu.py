@@ -3,8 +3,8 @@
 A WeChat account has one default menu; a conditional menu (`/cgi-bin/menu/addconditional`)
 is shown to followers with a user tag. The Tibetan menu is matched to the tag that the
 front door gives to followers who chose Tibetan (and takes away when they choose Chinese).
-Top-level names may have 16 bytes (about 5 Tibetan letters): a longer name becomes a
-top-level icon with the full name as its only sub-item (sub-items may have 60 bytes).
+Top-level names may have 16 bytes (about 5 Tibetan letters): a longer name becomes the only
+sub-item (60 bytes) of a top-level entry named with its icon and Chinese name, e.g. 📝上报问题.
 """
 
 from __future__ import annotations
@@ -33,13 +33,16 @@ def _fit(text: str, limit: int) -> str:
 
 
 def menu_buttons(language: str) -> list[dict[str, Any]]:
+    """The menu in `language`; a name too long for the top level (Tibetan) goes one level down, under
+    the icon and the Chinese name (bilingual, and still short)."""
     buttons = []
     for icon, msgid, key in ENTRIES:
         name = translate(language, msgid)
         if len(name.encode("utf-8")) <= TOP_BYTES:
             buttons.append({"type": "click", "name": name, "key": key})
         else:
-            buttons.append({"name": icon, "sub_button": [{"type": "click", "name": _fit(name, SUB_BYTES), "key": key}]})
+            top = _fit(icon + translate("zh", msgid), TOP_BYTES)
+            buttons.append({"name": top, "sub_button": [{"type": "click", "name": _fit(name, SUB_BYTES), "key": key}]})
     return buttons
 
 
