@@ -41,7 +41,7 @@ from conversations import i18n
 from conversations.engine import Replies, Sender
 from conversations.i18n import N_
 from conversations.protocol import Inbound, Reply
-from storage.models import Person
+from storage.models import Person, WeChatAccount
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
@@ -82,6 +82,8 @@ class WeChatFrontDoor:
         self._in_hand: OrderedDict[str, asyncio.Task] = OrderedDict()
         self._accepting = False
         self._qr_urls: dict[str, str] = {}
+        self._tag: int | None = None
+        self._tag_read_at: float | None = None
         db = getattr(runtime, "db", None)
         self._engine_gate = asyncio.Lock() if db is not None and db.dialect.name == "sqlite" else contextlib.nullcontext()
 
@@ -319,11 +321,10 @@ class WeChatFrontDoor:
         follower = await self.followers.get(openid)
         if follower is None or follower.menu_language == language:
             return
-        from storage.models import WeChatAccount
-
-        async with self.runtime.sessionmaker() as session:
-            account = await session.get(WeChatAccount, self.config.app_id)
-        tag = account.language_tag_id if account is not None else None
+        if follower.menu_language is None and language == "zh":  # untagged already: the default menu
+            await self.followers.set_menu_language(openid, language)
+            return
+        tag = await self._language_tag()
         if tag is None:
             return
         path = "/cgi-bin/tags/members/batchtagging" if language == "bo" else "/cgi-bin/tags/members/batchuntagging"
@@ -333,6 +334,16 @@ class WeChatFrontDoor:
             log.info("wechat language tag not changed: %s", exc)
             return
         await self.followers.set_menu_language(openid, language)
+
+    async def _language_tag(self) -> int | None:
+        """The Tibetan menu's user tag (set by `gridbot wechat menu`), read at most once a minute."""
+        now = time.monotonic()
+        if self._tag_read_at is None or now - self._tag_read_at > 60:
+            async with self.runtime.sessionmaker() as session:
+                account = await session.get(WeChatAccount, self.config.app_id)
+            self._tag = account.language_tag_id if account is not None else None
+            self._tag_read_at = now
+        return self._tag
 
     # -- the notice board's QR code --------------------------------------------------------------------
 

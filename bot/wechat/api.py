@@ -16,6 +16,7 @@ timeouts and connection errors as aiohttp/asyncio exceptions (the callers retry 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -207,8 +208,6 @@ class WeChatAPI:
             token = await self.access_token()
             body = None
             if payload is not None:
-                import json
-
                 body = json.dumps(payload, ensure_ascii=False).encode("utf-8")  # WeChat wants UTF-8, not \u escapes
             async with self.http.request(
                 method, self.url(path), params={"access_token": token}, data=body, timeout=self.timeout,

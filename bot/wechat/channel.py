@@ -21,6 +21,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Callable
 
+from sqlalchemy import select
+
 from conversations.protocol import Reply
 from storage.models import Identity, Person
 from storage.timeutil import LOCAL_TZ, utcnow
@@ -98,8 +100,6 @@ class WeChatChannel:
         raise Undeliverable("wechat: " + ", ".join(refused))
 
     async def _language(self, openid: str) -> str:
-        from sqlalchemy import select
-
         async with self.api.sessionmaker() as session:
             language = await session.scalar(
                 select(Person.language).join(Identity, Identity.person_id == Person.id)
