@@ -707,3 +707,27 @@ async def test_wechat_busy_or_unreachable_is_retried_with_backoff_then_delivered
     await drain.drain_once()
     assert (await last_notice(deployment.sessionmaker, number)).sent_at is not None
     assert number in Follower.words(deployment.fake.to("o-busy")[-1:])
+
+
+async def test_two_instances_behind_one_url_carry_one_dialog_and_a_retry_on_the_other_is_not_handled_again(deployment, http):
+    first, url1 = await deployment.start()
+    second, url2 = await deployment.start()
+    person = follower(deployment, http, url1, "o-both")
+    other_door = WeChatServerClient(http, url2 + "/wechat")
+    await person.say("/start")
+    await choose_language(person, "zh")
+    person.client, spare = other_door, person.client  # the load balancer sends the next message elsewhere
+    await person.do(person.client.event(person.openid, "CLICK", "menu:report"))
+    assert f"matter:{STREET_LIGHT}" in await person.buttons()
+    person.client = spare
+    await person.type_number_of(f"matter:{STREET_LIGHT}")
+    assert "nav:back" in await person.buttons()  # the description step, continued on the first instance
+    xml = spare.xml("o-both", "text", {"Content": DESCRIPTIONS["zh"]}, msg_id=880001)
+    assert await spare.post_xml(xml) == (200, "success")
+    sent = len(deployment.fake.to("o-both"))
+    assert await other_door.post_xml(xml) == (200, "success")  # WeChat's retry reaches the other instance
+    await second.drain()
+    assert len(deployment.fake.to("o-both")) == sent
+    async with deployment.sessionmaker() as session:
+        rows = list(await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.update_id == f"{APP_ID}:880001")))
+    assert len(rows) == 1
