@@ -612,6 +612,9 @@ def test_buttons_become_a_numbered_menu_message_and_long_texts_fit_wechats_limit
     assert [o["content"] for o in menu["msgmenu"]["list"]] == ["༡. ཡིན", "༢. མིན"]  # Tibetan digits
     assert menu["msgmenu"]["tail_content"] == translate("bo", "Tap an option, or type its number.")
     assert translate("bo", render.LOCATION_HINT) in menu["msgmenu"]["head_content"]
+    choice = render.render("o-1", Reply(text="?", buttons=[[Button("中文", "lang:zh"), Button("བོད་ཡིག", "lang:bo")]]), "zh", 1)
+    assert choice[-1]["msgmenu"]["tail_content"].splitlines() == [
+        translate("zh", render.MENU_HINT), translate("bo", render.MENU_HINT)]
     plain = render.render("o-1", Reply(text="好"), "zh")
     assert plain == [{"touser": "o-1", "msgtype": "text", "text": {"content": "好"}}]
 

@@ -57,13 +57,16 @@ def render(openid: str, reply: Reply, language: str, serial: int | None = None) 
     options = [{"id": str(option_id(serial, n)), "content": f"{i18n.number(language, n)}. {label}"}
                for n, label in enumerate(labels, start=1)]
     head = parts[-1]
+    hint = i18n.translate(language, MENU_HINT)
+    if {"lang:zh", "lang:bo"} <= set(options_of(reply)):  # the language choice: not chosen yet, say it in both
+        hint = "\n".join(i18n.translate(code, MENU_HINT) for code in i18n.LANGUAGES)
     # One menu message holds a few options: the rest follow in further menu messages.
     for start in range(0, len(options), MAX_MENU_OPTIONS):
         chunk = options[start:start + MAX_MENU_OPTIONS]
         last = start + MAX_MENU_OPTIONS >= len(options)
         messages.append({"touser": openid, "msgtype": "msgmenu", "msgmenu": {
             "head_content": head, "list": chunk,
-            "tail_content": i18n.translate(language, MENU_HINT) if last else "",
+            "tail_content": hint if last else "",
         }})
         head = "…"
     return messages
