@@ -734,3 +734,14 @@ async def test_two_instances_behind_one_url_carry_one_dialog_and_a_retry_on_the_
     async with deployment.sessionmaker() as session:
         rows = list(await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.update_id == f"{APP_ID}:880001")))
     assert len(rows) == 1
+
+
+async def test_many_people_at_once_are_all_answered(deployment, http):
+    door, url = await deployment.start(ack_seconds=0.2)
+    door._slots = asyncio.Semaphore(4)
+    client = WeChatServerClient(http, url + "/wechat")
+    openids = [f"oCrowd{n:02d}" + "c" * 20 for n in range(24)]
+    results = await asyncio.gather(*(client.text(o, "/start") for o in openids))
+    assert all(r == (200, "success") for r in results)
+    await door.drain()
+    assert all(deployment.fake.to(o) for o in openids)

@@ -17,7 +17,8 @@ in the attachments directory; without recognition the audio goes to the dialog a
 attachment), subscribe (a parametric QR code's scene chooses that grid, like
 `/?grid=CODE`), scan, menu clicks; other kinds get a polite answer.
 
-One person's messages are handled one after the other, different people's concurrently.
+One person's messages are handled one after the other, different people's concurrently
+(at most `active`, 32, at once).
 Logs carry ids, kinds and timings, never what people wrote.
 """
 
@@ -67,7 +68,7 @@ MEDIA_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif"
 
 class WeChatFrontDoor:
     def __init__(self, runtime: Runtime, config: WeChatConfig, *, http: aiohttp.ClientSession | None = None,
-                 clock=utcnow):
+                 clock=utcnow, active: int = 32):
         self.runtime = runtime
         self.config = config
         self.clock = clock
@@ -78,6 +79,7 @@ class WeChatFrontDoor:
         self.channel: WeChatChannel | None = None
         self._tasks: set[asyncio.Task] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(active)  # messages handled at once (database connections)
         self._pending: dict[str, int] = {}
         self._in_hand: OrderedDict[str, asyncio.Task] = OrderedDict()
         self._accepting = False
@@ -170,7 +172,7 @@ class WeChatFrontDoor:
         lock = self._locks.setdefault(openid, asyncio.Lock())
         self._pending[openid] = self._pending.get(openid, 0) + 1
         try:
-            async with lock:
+            async with lock, self._slots:
                 await self._process(incoming, update_id)
         except Exception as exc:
             self.runtime.count(f'updates_failed{{platform="{PLATFORM}"}}')
