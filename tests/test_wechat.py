@@ -67,12 +67,12 @@ class Deployment:
         values.update(overrides)
         return WeChatConfig(**values)
 
-    async def start(self, **overrides) -> tuple[WeChatFrontDoor, str]:
+    async def start(self, clock=None, **overrides) -> tuple[WeChatFrontDoor, str]:
         settings = Settings(database_url="(the test fixture's)", attachments_dir=str(self.tmp_path / "attachments"),
                             telegram_token=None, public_url=None, dispatcher=False)
         runtime = Runtime(settings, self.sessionmaker.kw["bind"], self.sessionmaker, Engine(self.sessionmaker))
         app = create_app(runtime)
-        door = WeChatFrontDoor(runtime, self.config(**overrides))
+        door = WeChatFrontDoor(runtime, self.config(**overrides), **({"clock": clock} if clock else {}))
         await door.start(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -445,6 +445,33 @@ async def test_two_instances_share_one_token_and_refresh_it_once_after_invalid_c
     assert deployment.fake.token_requests == 3
 
 
+async def test_the_token_is_renewed_before_it_expires_not_per_message(deployment, http):
+    from storage.timeutil import utcnow
+
+    now = [utcnow()]
+    door, url = await deployment.start(clock=lambda: now[0])
+    person = follower(deployment, http, url, "o-clock")
+    await person.say("/start")
+    await person.tap("lang:zh")
+    for _ in range(3):
+        await person.say("/help")
+    assert deployment.fake.token_requests == 1
+    now[0] += timedelta(seconds=7200 - 300)  # five minutes before it expires
+    await person.say("/help")
+    assert deployment.fake.token_requests == 2 and person.latest
+
+
+async def test_the_stable_token_api_when_configured(deployment, http):
+    door, url = await deployment.start(stable_token=True)
+    person = follower(deployment, http, url, "o-stable")
+    await person.say("/start")
+    await person.tap("lang:zh")
+    deployment.fake.expire_tokens()
+    await person.say("/help")
+    assert person.latest
+    assert deployment.fake.calls.count("/cgi-bin/stable_token") == 2 and "/cgi-bin/token" not in deployment.fake.calls
+
+
 # -- notices: customer-service message in the window, then template, then subscribe message -------------------
 
 
@@ -594,6 +621,13 @@ async def test_the_notice_board_shows_the_accounts_qr_code_for_the_grid(deployme
         assert response.status == 200 and response.content_type == "image/svg+xml"
         assert b"<svg" in await response.read()
     assert sum(c == "/cgi-bin/qrcode/create" for c in deployment.fake.calls) == 1  # made once, then kept
+    # WeChat refusing: the board shows the web chat's code only, and asks WeChat again only later.
+    deployment.fake.fail("/cgi-bin/qrcode/create", 45009 - 1)  # 45008: any refusal
+    for _ in range(3):
+        async with http.get(f"{url}/notice/5401-D1-01-01-G02") as response:
+            page = await response.text()
+            assert response.status == 200 and "wechat.svg" not in page and "qr.svg" in page
+    assert sum(c == "/cgi-bin/qrcode/create" for c in deployment.fake.calls) == 2
 
 
 # -- rendering ----------------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ class FakeWeChat:
     async def start(self) -> FakeWeChat:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self.token)
+        app.router.add_post("/cgi-bin/stable_token", self.stable_token)
         app.router.add_get("/cgi-bin/media/get", self.media_get)
         for path in ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send",
                      "/cgi-bin/message/subscribe/bizsend", "/cgi-bin/menu/create", "/cgi-bin/menu/addconditional",
@@ -139,6 +140,19 @@ class FakeWeChat:
         token = f"TOKEN-{next(self._serial)}-{secrets.token_hex(4)}"
         self.tokens = {token}  # a new token replaces the old one, as with WeChat's /cgi-bin/token
         return web.json_response({"access_token": token, "expires_in": 7200})
+
+    async def stable_token(self, request: web.Request) -> web.Response:
+        """The stable token: the same one while it is valid, a new one only with force_refresh."""
+        self.calls.append("/cgi-bin/stable_token")
+        self.token_requests += 1
+        body = json.loads(await request.read() or b"{}")
+        if self.quota:
+            return self.error(45009, "reach max api daily quota limit")
+        if body.get("appid") != self.app_id or body.get("secret") != self.secret:
+            return self.error(40125, "invalid appsecret")
+        if not self.tokens or body.get("force_refresh"):
+            self.tokens = {f"STABLE-{next(self._serial)}-{secrets.token_hex(4)}"}
+        return web.json_response({"access_token": next(iter(self.tokens)), "expires_in": 7200})
 
     def _check(self, request: web.Request) -> web.Response | None:
         path = request.path

@@ -62,6 +62,7 @@ VOICE_HEARD = N_("Voice message: “{text}”")
 VOICE_UNHEARD = N_("Your voice message was kept. Please also type what it is about.")
 TYPED_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.。、]?\s*$")
 RECENT = 4096
+QR_RETRY_SECONDS = 300
 MEDIA_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
                   "audio/amr": ".amr", "audio/speex": ".speex", "audio/mpeg": ".mp3", "audio/x-speex": ".speex"}
 
@@ -84,6 +85,7 @@ class WeChatFrontDoor:
         self._in_hand: OrderedDict[str, asyncio.Task] = OrderedDict()
         self._accepting = False
         self._qr_urls: dict[str, str] = {}
+        self._qr_failed: dict[str, float] = {}
         self._tag: int | None = None
         self._tag_read_at: float | None = None
         db = getattr(runtime, "db", None)
@@ -353,10 +355,14 @@ class WeChatFrontDoor:
         """The content of the account's permanent parametric QR code for a grid (scene = grid code)."""
         if grid_code in self._qr_urls:
             return self._qr_urls[grid_code]
+        failed_at = self._qr_failed.get(grid_code)
+        if failed_at is not None and time.monotonic() - failed_at < QR_RETRY_SECONDS:
+            return None  # a public page: its views must not spend the API quota while WeChat refuses
         try:
             data = await self.api.create_qrcode(grid_code)
         except (WeChatError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.warning("wechat QR code for grid %s not made: %s", grid_code, exc)
+            self._qr_failed[grid_code] = time.monotonic()
             return None
         url = data.get("url")
         if url:

@@ -1,6 +1,6 @@
 """WeChat's HTTP API over aiohttp, with the access token shared by every instance of a deployment.
 
-The token (`/cgi-bin/token`) lives in the `wechat_accounts` row of the account: an instance
+The token (`/cgi-bin/token`, or `/cgi-bin/stable_token` with WECHAT_TOKEN_API=stable) lives in the `wechat_accounts` row of the account: an instance
 takes it from there, and only when it is missing, about to expire (10 minutes' margin) or
 refused as an invalid credential (40001, 40014, 42001) does one instance fetch a new one,
 holding the row's lock (on PostgreSQL) so that the others wait and then use it. WeChat
@@ -126,8 +126,8 @@ class WeChatAPI:
         except IntegrityError:
             pass  # another instance created it at the same moment
 
-    async def _refresh(self, stale: str | None) -> str:
-        """Fetch a new token unless another instance already replaced `stale` (the one that failed)."""
+    async def _refresh(self, stale: str | None, refused: bool = False) -> str:
+        """Fetch a new token unless another instance already replaced `stale` (expiring, or `refused`)."""
         await self._ensure_row()
         async with self.sessionmaker.begin() as session:
             await writing(session)
@@ -137,7 +137,9 @@ class WeChatAPI:
                     and row.expires_at - TOKEN_MARGIN > now):
                 self._remember(row.access_token, row.expires_at)
                 return row.access_token
-            token, expires_in = await self._fetch_token()
+            token, expires_in = await self._fetch_token(force=refused)
+            if self.config.stable_token and not refused and timedelta(seconds=expires_in) <= TOKEN_MARGIN:
+                token, expires_in = await self._fetch_token(force=True)  # the stable token's last minutes
             row.access_token = token
             row.expires_at = now + timedelta(seconds=expires_in)
             row.refreshed_at = now
@@ -145,15 +147,21 @@ class WeChatAPI:
         log.info("wechat access token refreshed (valid %s s)", expires_in)
         return token
 
-    async def _fetch_token(self) -> tuple[str, int]:
-        await self._check_pause("/cgi-bin/token")
-        params = {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret}
-        async with self.http.get(self.url("/cgi-bin/token"), params=params, timeout=self.timeout) as response:
-            data = await _json(response, "/cgi-bin/token")
+    async def _fetch_token(self, force: bool = False) -> tuple[str, int]:
+        """/cgi-bin/token, or /cgi-bin/stable_token (WECHAT_TOKEN_API=stable; `force` after a refusal)."""
+        credentials = {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret}
+        path = "/cgi-bin/stable_token" if self.config.stable_token else "/cgi-bin/token"
+        await self._check_pause(path)
+        if self.config.stable_token:
+            request = self.http.post(self.url(path), json={**credentials, "force_refresh": force}, timeout=self.timeout)
+        else:
+            request = self.http.get(self.url(path), params=credentials, timeout=self.timeout)
+        async with request as response:
+            data = await _json(response, path)
         self.token_fetches += 1
         code = int(data.get("errcode") or 0)
         if code:
-            await self._on_error(code, data.get("errmsg", ""), "/cgi-bin/token")
+            await self._on_error(code, data.get("errmsg", ""), path)
         return str(data["access_token"]), int(data.get("expires_in") or 7200)
 
     async def invalidate(self, token: str) -> None:
@@ -162,7 +170,7 @@ class WeChatAPI:
             self._token, self._token_expires = None, None
         async with self._refresh_lock:
             if self._token is None:
-                await self._refresh(stale=token)
+                await self._refresh(stale=token, refused=True)
 
     # -- the quota pause ----------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class WeChatConfig:
     subscribe_template_id: str | None = None  # subscribe message (bizsend), tried after the template
     notice_url: str | None = None  # the case link in template messages; "{number}" is replaced
     ack_seconds: float = 2.0  # answer WeChat after this long at the latest (it gives up after 5 s)
+    stable_token: bool = False  # /cgi-bin/stable_token: other systems using the account keep their token
 
     @classmethod
     def from_env(cls) -> WeChatConfig | None:
@@ -59,4 +60,5 @@ class WeChatConfig:
             subscribe_template_id=_env("WECHAT_SUBSCRIBE_TEMPLATE_ID"),
             notice_url=_env("WECHAT_NOTICE_URL"),
             ack_seconds=float(_env("WECHAT_ACK_SECONDS", "2.0")),
+            stable_token=_env("WECHAT_TOKEN_API", "token") == "stable",
         )
