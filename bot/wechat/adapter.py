@@ -47,6 +47,7 @@ from storage.timeutil import utcnow
 
 from ..runtime import Runtime
 from ..telegram.adapter import _exception_summary, _write_once
+from ..web.chat import image_type
 from . import render
 from .api import QuotaExhausted, WeChatAPI, WeChatError
 from .channel import WeChatChannel
@@ -278,7 +279,8 @@ class WeChatFrontDoor:
             log.info("wechat media kept as id only: %s", type(exc).__name__)
             return empty
         digest = hashlib.sha256(media.data).hexdigest()
-        suffix = MEDIA_SUFFIXES.get(media.content_type, ".bin")
+        sniffed = image_type(media.data[:32])  # the content decides, as for the web chat's uploads
+        suffix = f".{sniffed}" if sniffed else MEDIA_SUFFIXES.get(media.content_type, ".bin")
         relative = Path(PLATFORM) / digest[:2] / f"{digest}{suffix}"
         try:
             await asyncio.to_thread(_write_once, Path(self.runtime.settings.attachments_dir) / relative, media.data)
