@@ -12,9 +12,10 @@ this instance while the first is in hand are answered at once.
 
 What people send becomes an `Inbound`: text (a tapped menu option or a typed option
 number becomes the button it stands for), location, image (downloaded and stored like
-other photos), voice (WeChat's `Recognition` text is taken as typed text, the audio kept
-in the attachments directory; without recognition the audio goes to the dialog as an
-attachment), subscribe (a parametric QR code's scene chooses that grid, like
+other photos), voice (WeChat's `Recognition` text is taken as typed text and shown back, the audio kept
+in the attachments directory; without recognition, and for those who chose Tibetan, as
+WeChat recognises Mandarin only, the audio goes to the dialog as an attachment and the
+person is asked to type), subscribe (a parametric QR code's scene chooses that grid, like
 `/?grid=CODE`), scan, menu clicks; other kinds get a polite answer.
 
 One person's messages are handled one after the other, different people's concurrently
@@ -42,7 +43,7 @@ from conversations import i18n
 from conversations.engine import Replies, Sender
 from conversations.i18n import N_
 from conversations.protocol import Inbound, Reply
-from storage.models import Person, WeChatAccount
+from storage.models import Identity, Person, WeChatAccount
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
@@ -246,7 +247,8 @@ class WeChatFrontDoor:
         if kind == "voice":
             stored = await self.store_media(message.media_id or "")
             heard = (message.recognition or "").strip()
-            if heard:
+            # WeChat recognises Mandarin only: for those who chose Tibetan its words would be a guess.
+            if heard and await self._language_of(openid) != "bo":
                 inbound = Inbound.of_text(heard)
                 if inbound.kind == "text":
                     # The audio is on disk beside the photos; the dialogs take the words.
@@ -315,6 +317,13 @@ class WeChatFrontDoor:
                         break
                 await asyncio.sleep(0.2 * 2 ** attempt)
         return sent
+
+    async def _language_of(self, openid: str) -> str | None:
+        async with self.runtime.sessionmaker() as session:
+            return await session.scalar(
+                select(Person.language).join(Identity, Identity.person_id == Person.id)
+                .where(Identity.platform == PLATFORM, Identity.external_id == openid, Person.language_chosen.is_(True))
+            )
 
     async def _language(self, person_id: int | None) -> str:
         if person_id is None:
