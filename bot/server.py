@@ -1,4 +1,4 @@
-"""`gridbot run`: one aiohttp server (web chat, APIs, Telegram webhook), Telegram, and the dispatcher."""
+"""`gridbot run`: one aiohttp server (web chat, APIs, Telegram webhook, WeChat), Telegram, and the dispatcher."""
 
 from __future__ import annotations
 
@@ -73,6 +73,15 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
 
         telegram = TelegramFrontDoor(runtime)
         await telegram.start(app)
+    wechat = None
+    from .wechat.config import WeChatConfig
+
+    wechat_config = WeChatConfig.from_env()
+    if wechat_config is not None:
+        from .wechat.adapter import WeChatFrontDoor
+
+        wechat = WeChatFrontDoor(runtime, wechat_config)
+        await wechat.start(app)
 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -105,5 +114,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
                 await telegram.stop()
             except Exception:
                 log.exception("telegram did not stop cleanly")
+        if wechat is not None:
+            try:
+                await wechat.stop()
+            except Exception:
+                log.exception("wechat did not stop cleanly")
         await runner.cleanup()
         await runtime.db.dispose()

@@ -508,3 +508,32 @@ class CaseView(Base):
     role: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api
     viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeChatAccount(Base):
+    """A WeChat Official Account's shared state: the access token every instance uses, and a pause
+    after WeChat's API quota (45009) ran out."""
+
+    __tablename__ = "wechat_accounts"
+
+    app_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    refreshed_at: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    language_tag_id: Mapped[int | None] = mapped_column(Integer)  # the user tag that shows the Tibetan menu
+
+
+class WeChatFollower(Base):
+    """What the WeChat adapter remembers of one follower: when they last wrote (the 48-hour window of
+    customer-service messages) and the numbered options last shown to them."""
+
+    __tablename__ = "wechat_followers"
+
+    app_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_message_at: Mapped[datetime | None]
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    menu_serial: Mapped[int] = mapped_column(Integer, default=0)
+    menus: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[serial, [button data, …]], …], newest last
+    menu_language: Mapped[str | None] = mapped_column(String(8))  # the language tag set on WeChat

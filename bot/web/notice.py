@@ -25,7 +25,10 @@ WORDS = {
     "supervision": N_("Supervision and complaints phone"),
     "scan": N_("Scan to report a problem or follow your case"),
     "nobody": N_("No grid worker is listed for this grid yet."),
+    "scan_wechat": N_("Scan with WeChat to follow our Official Account for this grid"),
 }
+# Set by the WeChat front door when WeChat is configured: grid code → content of the account's QR code.
+WECHAT_QR = web.AppKey("wechat_qr", object)
 
 
 def _both(msgid: str) -> str:
@@ -55,6 +58,10 @@ def setup(app: web.Application, runtime: Runtime) -> None:
             places = {lang: await grids.place_name(session, node, lang) for lang in LANGUAGES}
             people = await grids.published_staff(session, node.id)
         link = chat_link(runtime, request, code)
+        wechat = ""
+        if WECHAT_QR in request.app and await request.app[WECHAT_QR](code):
+            wechat = (f'\n<section class="qr"><img src="/notice/{html.escape(code)}/wechat.svg" alt="WeChat QR" '
+                      f'width="220" height="220"><p>{_both(WORDS["scan_wechat"])}</p></section>')
         rows = "".join(
             f"<tr><td>{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or '')}</td>"
             f'<td class="phone">{html.escape(phone or "")}</td></tr>'
@@ -73,15 +80,27 @@ def setup(app: web.Application, runtime: Runtime) -> None:
 <p lang="zh-Hans">{html.escape(node.area_zh or "")}</p><p lang="bo">{html.escape(node.area_bo or "")}</p></section>
 <section><h3>{_both(WORDS["people"])}</h3><table>{rows}</table></section>
 <section><h3>{_both(WORDS["supervision"])}</h3><p class="phone big">{html.escape(node.supervision_phone or "")}</p></section>
-<section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
-<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>
+<div class="qrs"><section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
+<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>{wechat}</div>
 </main></body></html>"""
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     async def qr(request: web.Request) -> web.Response:
         code = request.match_info["code"]
         await _grid(runtime, code)
-        image = qrcode.make(chat_link(runtime, request, code), image_factory=qrcode.image.svg.SvgPathImage,
+        return _svg(chat_link(runtime, request, code))
+
+    async def wechat_qr(request: web.Request) -> web.Response:
+        """The WeChat account's parametric QR code for the grid (scene = grid code), drawn here."""
+        code = request.match_info["code"]
+        await _grid(runtime, code)
+        content = await request.app[WECHAT_QR](code) if WECHAT_QR in request.app else None
+        if not content:
+            raise web.HTTPNotFound(text="no WeChat QR code")
+        return _svg(content)
+
+    def _svg(content: str) -> web.Response:
+        image = qrcode.make(content, image_factory=qrcode.image.svg.SvgPathImage,
                             error_correction=qrcode.constants.ERROR_CORRECT_M)
         buffer = io.BytesIO()
         image.save(buffer)
@@ -90,3 +109,4 @@ def setup(app: web.Application, runtime: Runtime) -> None:
 
     app.router.add_get("/notice/{code}", notice)
     app.router.add_get("/notice/{code}/qr.svg", qr)
+    app.router.add_get("/notice/{code}/wechat.svg", wechat_qr)
