@@ -95,7 +95,7 @@ async def fill(engine, world: World, count: int, due_share: float, open_share: f
         for case_id in range(1, count + 1):
             due = case_id % due_every == 0
             is_open = due or case_id % open_every == 0
-            created = now - (timedelta(hours=60) if due else timedelta(hours=rng.uniform(1, 50)) if is_open
+            created = now - (timedelta(hours=rng.uniform(56, 66)) if due else timedelta(hours=rng.uniform(1, 50)) if is_open
                              else timedelta(days=rng.uniform(5, 1000)))
             case = case_row(world, case_id, State.transferred if is_open else State.closed, created, rng)
             cases.append(case)

@@ -52,7 +52,7 @@ async def due_milestones(session: AsyncSession, now: datetime, limit: int) -> li
         select(CaseMilestone.id, CaseMilestone.case_id)
         .join(Case, Case.id == CaseMilestone.case_id)
         .where(CaseMilestone.fired_at.is_(None), CaseMilestone.due_at <= now)
-        .order_by(CaseMilestone.due_at, CaseMilestone.id)
+        .order_by(CaseMilestone.due_at)  # no tie-break: the index gives this order, so LIMIT stops early
         .limit(limit)
     )
     if session.bind.dialect.name == "postgresql":
@@ -74,7 +74,7 @@ async def passed_deadlines(session: AsyncSession, stage: Stage, now: datetime, l
         .where(Case.state.in_([literal_column(f"'{state}'") for state in stage.states]), due <= now)
         .where(~exists().where(fired.case_id == Case.id, fired.stage == stage.name, fired.trigger == trigger,
                                fired.deadline == due))
-        .order_by(due, Case.id)
+        .order_by(due)
         .limit(limit)
     )
     if session.bind.dialect.name == "postgresql":
