@@ -47,6 +47,7 @@ from .people import active_roles, people_with_role
 from .timeutil import local, utcnow
 
 MAX_DESCRIPTION = 2000
+DESCRIPTION_LANGUAGES = ("zh", "bo", "mixed")  # mixed: a fair share of words in each (storage.words)
 MAX_ATTACHMENTS = 10
 VERIFICATION_HOURS = 24  # Art. 17: on-site verification within 24 hours
 REOPEN_DAYS = 7
@@ -119,8 +120,8 @@ async def open_case(
         raise MissingInput("a case needs a description", missing=["description"])
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInput("description too long", field="description", limit=MAX_DESCRIPTION)
-    if language not in ("zh", "bo"):
-        raise InvalidInput("language must be zh or bo", field="language")
+    if language not in DESCRIPTION_LANGUAGES:
+        raise InvalidInput("language must be zh, bo or mixed", field="language")
     photos = list(photos)
     if len(photos) > MAX_ATTACHMENTS:
         raise InvalidInput("too many photos", field="photos", limit=MAX_ATTACHMENTS)

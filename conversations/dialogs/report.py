@@ -171,8 +171,7 @@ class ReportDialog(Dialog):
             )
             return
         ctx.data["description"] = typed
-        script = text.script_of(typed)
-        ctx.data["description_language"] = "bo" if script == "bo" else "zh" if script == "zh" else ctx.language
+        ctx.data["description_language"] = text.description_language(typed, ctx.language)
         converted = text.wylie_to_tibetan(typed)
         if converted:
             ctx.data["wylie"] = converted
