@@ -27,7 +27,7 @@ from .context import Context
 from .dialog import finish
 from .dialogs import cases, grid, language, menu, patrol, report, staff
 from .engine_support import DIALOGS
-from .i18n import language_from_platform
+from .i18n import language_from_platform, number
 from .protocol import Inbound, Reply
 from .router import Router
 from .text import clean, without_controls
@@ -188,7 +188,7 @@ class Engine:
         """Close a dialog nobody answered for a while, politely; an unfinished report is kept."""
         if self._put_aside(ctx):
             ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
-                          "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
+                          "It is kept for 24 hours.", minutes=number(ctx.language, int(self.idle.total_seconds() // 60))))
         else:
             ctx.say(ctx.t("We stopped where we were, as there was no answer for a while."))
         await menu.show_menu(ctx)

@@ -23,6 +23,25 @@ def latin_leftovers(text: str) -> list[str]:
     return re.findall(r"[A-Za-z]{2,}", _ALLOWED_LATIN.sub("", text))
 
 
+_DIGITS_ALLOWED_IN_BO = re.compile(
+    r"LS-\d{8}-\d{4,}|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+|\+?\d[\d* \-]{5,}\d|[0-9]{4}-[A-Z0-9-]+")
+
+
+def ascii_digits_in_tibetan(text: str) -> list[str]:
+    """ASCII digits in a Tibetan reply, apart from case numbers, phone numbers, codes and links (སྐར་མ་30)."""
+    return re.findall(r"[0-9]+", _DIGITS_ALLOWED_IN_BO.sub("", text))
+
+
+def ascii_colons_in_chinese(text: str) -> list[str]:
+    """ASCII colons in a Chinese reply, apart from times (16:05) and links: labels take ：."""
+    return re.findall(r".{0,6}(?<![0-9]):(?![0-9]).{0,6}", re.sub(r"https?://\S+", "", text))
+
+
+def glued_to_tibetan(text: str) -> list[str]:
+    """A Latin word or number glued to Tibetan letters (a placeholder filled without a tsheg or space)."""
+    return re.findall(r"[\u0f40-\u0fbc][A-Za-z0-9]+|[A-Za-z0-9]+[\u0f40-\u0fbc]", text)
+
+
 def fixed_parts(language: str, msgid: str) -> list[str]:
     """The translated message split at its placeholders: the parts a reply must contain."""
     return [part.strip() for part in PLACEHOLDER.split(translate(language, msgid))[::2] if part.strip()]
@@ -100,6 +119,13 @@ class Chat:
             if self.language == "bo":
                 leftovers = latin_leftovers(self.text)
                 assert not leftovers, f"line {number}: Latin-script fallback in a Tibetan reply: {leftovers}\n{self.text}"
+                digits = ascii_digits_in_tibetan(self.text)
+                assert not digits, f"line {number}: ASCII digits in a Tibetan reply: {digits}\n{self.text}"
+                glued = glued_to_tibetan(self.text)
+                assert not glued, f"line {number}: glued to Tibetan letters: {glued}\n{self.text}"
+            if self.language == "zh":
+                colons = ascii_colons_in_chinese(self.text)
+                assert not colons, f"line {number}: ASCII colon in a Chinese reply: {colons}\n{self.text}"
             for item in expected if isinstance(expected, list) else [expected]:
                 if callable(item):
                     ok = item(self)

@@ -96,7 +96,7 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
 
 
 def page_strings(language: str, limits: ChatLimits) -> dict[str, str]:
-    params = {"size": f"{number(language, limits.photo_bytes // (1024 * 1024))} MB"}
+    params = {"size": translate(language, "{megabytes} MB", megabytes=number(language, limits.photo_bytes // (1024 * 1024)))}
     return {key: translate(language, msgid, **{k: v for k, v in params.items() if "{" + k in msgid}) for key, msgid in STRINGS.items()}
 
 

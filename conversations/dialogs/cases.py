@@ -99,9 +99,9 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
         if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
-            line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
+            line = ctx.t("{label}: {value}", label=line, value=ctx.t(RATING_NAMES[event.data["rating"]]))
         elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
-            line += f": {localised_note(ctx, event.note)}"
+            line = ctx.t("{label}: {value}", label=line, value=localised_note(ctx, event.note))
         lines.append(line)
     return "\n".join(lines)
 

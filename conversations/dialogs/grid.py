@@ -82,7 +82,8 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
     if people:
         lines.append("")
         for role, name, phone in people:
-            lines.append(f"• {ctx.t(ROLE_NAMES[role.value])}: {name or ''} {phone or ''}".rstrip())
+            lines.append("• " + ctx.t("{label}: {value}", label=ctx.t(ROLE_NAMES[role.value]),
+                                      value=f"{name or ''} {phone or ''}".strip()))
     else:
         lines.append(ctx.t("No grid worker is listed for this grid yet."))
     if grid.supervision_phone:

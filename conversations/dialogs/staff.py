@@ -323,7 +323,7 @@ class ProfileDialog(Dialog):
         if phone:
             ctx.person.phone = phone
         elif not (message.data == "profile:keep" and ctx.person.phone):
-            ctx.say(ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
+            ctx.say(ctx.t("That does not look like a phone number. Type digits only, for example 13800000000."))
             await self.prompt_ask_phone(ctx)
             return
         finish(ctx)
