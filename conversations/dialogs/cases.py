@@ -16,7 +16,7 @@ from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
+from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason, next_steps_after_rejection
 from .menu import show_menu
 
 CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
@@ -37,7 +37,8 @@ async def show_my_cases(ctx: Context, offset: int = 0) -> None:
                                                                [ctx.button("☰ Menu", "menu:main")]])
         return
     rows = [
-        [Button(f"{c.number} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}", f"case:{c.number}")]
+        [Button(f"{c.number} · {c.matter.name(ctx.language)} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}",
+                f"case:{c.number}")]
         for c in found[:LIST_SIZE]
     ]
     if len(found) > LIST_SIZE:
@@ -84,6 +85,8 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         lines.append(ctx.t("Result: {result}", result=case.result_text))
     if case.rejection_reason:
         lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
+        if not for_staff:
+            lines.append(next_steps_after_rejection(ctx.language, case.rejection_reason)[0])
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}

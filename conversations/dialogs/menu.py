@@ -42,7 +42,7 @@ async def show_help(ctx: Context) -> None:
             "• My cases: see your cases and every step taken on them.\n"
             "• Look up a case: type a case number such as LS-20261124-0042.\n"
             "• My grid: your grid worker and the supervision phone number.\n\n"
-            "Commands: /start /report /cases /grid /language /cancel /help"
+            "Everything works with the buttons; you can also simply type what is wrong, or a case number."
         )
     )
     await show_menu(ctx)

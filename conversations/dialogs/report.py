@@ -8,7 +8,9 @@ from datetime import timedelta
 from storage import cases, grids, matters
 from storage.cases import LocationOutsideGrids, Photo
 from storage.lifecycle import CaseError, MatterNotPublished
-from storage.models import Matter, Node, NodeLevel
+from sqlalchemy import select
+
+from storage.models import Department, Matter, Node, NodeLevel
 
 from .. import i18n, text
 from ..context import Context
@@ -23,6 +25,8 @@ MAX_ADDRESS = 200
 MAX_PHOTOS = 3
 PAGE_SIZE = 6
 FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
+# Matters about safety (fire, gas, collapse, flood; anything for the police): emergency numbers first.
+SAFETY_WORK_KINDS = ("safety_hazard", "disaster_prevention")
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
@@ -143,6 +147,9 @@ class ReportDialog(Dialog):
     # -- the description ---------------------------------------------------------------
 
     async def prompt_describe(self, ctx: Context) -> None:
+        if self.name == ReportDialog.name and await self._about_safety(ctx):
+            ctx.say(ctx.t("In danger right now? Call {fire} (fire), {police} (police) or {ambulance} (ambulance) first: "
+                          "this report does not reach them at once.", fire="119", police="110", ambulance="120"))
         extra = []
         if ctx.data.get("typed") and not ctx.data.get("description"):
             extra.append([ctx.button("Use what I typed", "describe:typed")])
@@ -151,6 +158,14 @@ class ReportDialog(Dialog):
                   "(at most {limit} characters)", limit=i18n.number(ctx.language, MAX_DESCRIPTION)),
             self.nav(ctx, *extra),
         )
+
+    async def _about_safety(self, ctx: Context) -> bool:
+        code = ctx.data.get("matter")
+        matter = await ctx.session.scalar(select(Matter).where(Matter.code == code)) if code else None
+        if matter is None:
+            return False
+        department = await ctx.session.get(Department, matter.department_id)
+        return matter.work_kind in SAFETY_WORK_KINDS or (department is not None and department.code == "public_security")
 
     async def on_describe(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "button" and message.data == "describe:typed" and ctx.data.get("typed"):

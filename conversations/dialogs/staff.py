@@ -18,7 +18,7 @@ from ..dialog import BACK, CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
+from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, localised_reason, stored_reason
 from .cases import AskCaseNumberDialog, find_case_number
 from .menu import LANGUAGE_NAMES, show_menu
 
@@ -50,6 +50,7 @@ QUESTIONS = {
     "hours": N_("How much more time is needed?"),
 }
 EXTENSIONS = (24, 48, 72, 168)
+CONFIRM_FIRST = ("reject",)  # actions asked again before they are done: they cannot be undone
 PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
 MAX_PHOTOS = 3
 
@@ -143,6 +144,9 @@ class ActionDialog(Dialog):
 
     async def prompt_collect(self, ctx: Context) -> None:
         if not ctx.data["pending"]:
+            if ctx.data["trigger"] in CONFIRM_FIRST and not ctx.data.get("confirmed"):
+                await self.prompt_confirmation(ctx)
+                return
             await self.fire(ctx)
             return
         need = ctx.data["pending"][0]
@@ -167,7 +171,25 @@ class ActionDialog(Dialog):
         else:
             ctx.say(title + ctx.t(QUESTIONS[need]), [cancel])
 
+    async def prompt_confirmation(self, ctx: Context) -> None:
+        """Not accepting a case cannot be undone: say what the resident will read, and ask."""
+        reason = localised_reason(ctx.language, ctx.data["inputs"].get("reason", ""))
+        ctx.say(
+            ctx.t("Not accept case {number}? This cannot be undone. The resident is told the reason and what they "
+                  "can do next. Reason: {reason}", number=ctx.data["number"], reason=reason),
+            [[ctx.button("⛔ Yes, do not accept it", "input:confirm")],
+             [ctx.button("◀ No, keep the case", CANCEL)]],
+        )
+
     async def on_collect(self, ctx: Context, message: Inbound) -> None:
+        if not ctx.data["pending"]:
+            if message.kind == "button" and message.data == "input:confirm":
+                ctx.data["confirmed"] = True
+                ctx.touch()
+                await self.fire(ctx)
+            else:
+                await self.prompt_confirmation(ctx)
+            return
         need = ctx.data["pending"][0]
         value = None
         if need == "photos":
@@ -208,6 +230,16 @@ class ActionDialog(Dialog):
         ctx.data.pop("awaiting_duplicate", None)
         ctx.touch()
         await self.prompt_collect(ctx)
+
+    async def cancel(self, ctx: Context) -> None:
+        """Nothing is done; the case card is shown again."""
+        number = ctx.data.get("number")
+        finish(ctx)
+        ctx.say(ctx.t("Cancelled. Nothing was changed."))
+        if number:
+            from .cases import show_case
+
+            await show_case(ctx, number)
 
     async def collect_photo(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "photo" and len(ctx.data["photos"]) < MAX_PHOTOS:
