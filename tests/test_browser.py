@@ -287,3 +287,48 @@ def test_notice_board_prints_on_one_a4_and_one_letter_page_with_tel_links(server
         assert "网格长" in text and "网格指导员" in text  # the community's chief and instructor are listed
         assert page.evaluate("document.fonts.check('16px \"Noto Serif Tibetan\"') || true")
         browser.close()
+
+
+def test_web_chat_walkthrough_fixes_in_chinese(server):
+    """A wrong phone number gets the dialog's answer, focus follows the answer, old buttons are disabled and
+    out of the Tab order, the live region only grows, typed text survives a reload, and there is a favicon."""
+    base, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                      has_touch=True, locale="zh-CN", geolocation=GRID_POINT)
+        context.grant_permissions(["geolocation"], origin=base)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        try:
+            assert page.request.get(base + "/favicon.ico").status == 200
+            page.goto(base + "/")
+            press(page, "lang:zh")
+            page.evaluate("document.querySelector('#log .msg').dataset.probe = 'kept'")
+            press(page, "menu:report")
+            assert page.evaluate("document.querySelector('#log .msg').dataset.probe") == "kept"  # not re-rendered
+            assert page.evaluate("document.activeElement !== document.body")
+            old = page.locator('.msg.bot button[data-action="menu:cases"]').first
+            assert old.is_disabled() and old.get_attribute("tabindex") == "-1"
+            press(page, "matter:GM-0301")
+            page.locator("#text").fill("楼下的路灯坏了三天，晚上很黑。")
+            answered(page, lambda: page.locator("#text").press("Enter"))
+            answered(page, lambda: page.locator(".msg.bot .share-location").click())
+            press(page, "address:skip")
+            press(page, "photos:done")
+            page.locator(".msg.bot .contact input").fill("123")
+            answered(page, lambda: page.locator(".msg.bot .share-phone").click())
+            assert "这似乎不是电话号码" in page.locator(".msg.bot").last.text_content() or \
+                "电话号码" in page.locator(".msg.bot").last.text_content()
+            page.screenshot(path=str(ARTIFACTS / "webchat-zh-wrong-phone.png"))
+            page.locator("#text").fill("还没发送的话")
+            page.reload()
+            page.locator(".msg.bot").last.wait_for()
+            assert page.locator("#text").input_value() == "还没发送的话"
+        finally:
+            context.close()
+            browser.close()
+    assert not problems, problems
