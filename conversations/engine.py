@@ -26,11 +26,10 @@ from storage.timeutil import utcnow
 from .context import Context
 from .dialog import finish
 from .dialogs import cases, grid, language, menu, patrol, report, staff
-from .engine_support import DIALOGS
 from .i18n import language_from_platform, number
 from .protocol import Inbound, Reply
 from .router import Router
-from .text import clean, without_controls
+from .text import clean, find_case_number, without_controls
 
 log = logging.getLogger("gridbot.engine")
 
@@ -80,9 +79,14 @@ class Engine:
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.idle = timedelta(minutes=idle_minutes)
+        # The registry: every feature's commands, buttons, dialogs and views, found by name.
         self.router = Router()
         for router in FEATURE_ROUTERS + list(routers or []):
             self.router.include(router)
+        from .engine_support import _registered  # dialogs registered the old way
+
+        self.router.dialogs.update({k: v for k, v in _registered.items() if k not in self.router.dialogs})
+        self.dialogs = self.router.dialogs
 
     async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> Replies:
         """Process one message; returns the replies to show. A repeated `update_id` returns no replies."""
@@ -136,7 +140,8 @@ class Engine:
             state = DialogState(person_id=person.id, data={})
             session.add(state)
             await session.flush()
-        ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform)
+        ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform,
+                      registry=self.router)
         ctx.settings["language_hint"] = hint
         return ctx
 
@@ -164,13 +169,13 @@ class Engine:
             await handler(ctx, message, argument)
             return
 
-        if state.dialog in DIALOGS:
+        if state.dialog in self.dialogs:
             if message.kind == "button" and message.data not in state.data.get(OFFERED, [message.data]):
                 # A button of an earlier step: say where the dialog now stands instead of guessing.
                 ctx.say(ctx.t("That button belongs to an earlier step. Here is where we are now:"))
-                await DIALOGS[state.dialog].prompt(ctx)
+                await self.dialogs[state.dialog].prompt(ctx)
                 return
-            await DIALOGS[state.dialog].handle(ctx, message)
+            await self.dialogs[state.dialog].handle(ctx, message)
             return
 
         await self._outside_dialogs(ctx, message)
@@ -183,7 +188,7 @@ class Engine:
                 ctx.data["then"] = message.text
                 ctx.touch()
             then = ctx.data.get("then")
-            await DIALOGS["language"].handle(ctx, message)
+            await self.dialogs["language"].handle(ctx, message)
             if then and ctx.person.language_chosen:
                 route = self.router.match(Inbound.of_text(then))
                 if route is not None:
@@ -193,7 +198,7 @@ class Engine:
         deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
         # A command sent first (e.g. /join CODE from an invitation) is done once the language is chosen.
         then = message.text if message.kind == "command" and message.command != "start" else ""
-        await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link, then=then)
+        await self.dialogs["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link, then=then)
 
     async def _close_idle(self, ctx: Context) -> None:
         """Close a dialog nobody answered for a while, politely; an unfinished report is kept."""
@@ -221,7 +226,7 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             for state in list(await session.scalars(query)):
                 person = await session.get(Person, state.person_id)
-                ctx = Context(session=session, person=person, dialog_state=state, now=now, platform="")
+                ctx = Context(session=session, person=person, dialog_state=state, now=now, platform="", registry=self.router)
                 await self._close_idle(ctx)
                 state.updated_at = now
                 ctx.touch()
@@ -239,15 +244,15 @@ class Engine:
     async def _outside_dialogs(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "text":
             typed = clean(message.text)
-            number = cases.find_case_number(typed)
+            number = find_case_number(typed)
             if number:
                 await cases.show_case(ctx, number)
                 return
             if len(typed) >= report.MIN_DESCRIPTION:
                 # Someone simply describing a problem: start a report with what they typed.
-                await DIALOGS["report"].begin(ctx)
+                await self.dialogs["report"].begin(ctx)
                 ctx.replies.clear()
-                await DIALOGS["report"].handle(ctx, message)
+                await self.dialogs["report"].handle(ctx, message)
                 return
         if message.kind == "button":
             # A button of a finished dialog (an earlier "Submit", a place): it is done, say so.
@@ -255,9 +260,9 @@ class Engine:
             await menu.show_menu(ctx)
             return
         if message.kind == "location":
-            await DIALOGS["grid"].begin(ctx)
+            await self.dialogs["grid"].begin(ctx)
             ctx.replies.clear()
-            await DIALOGS["grid"].handle(ctx, message)
+            await self.dialogs["grid"].handle(ctx, message)
             return
         await menu.fallback(ctx)
 

@@ -31,6 +31,24 @@ def without_controls(text: str, limit: int = 10_000) -> str:
     return _CONTROL.sub("", text or "")[:limit]
 
 
+CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
+PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
+
+
+def find_case_number(typed: str) -> str | None:
+    """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
+    match = CASE_NUMBER.search((typed or "").translate(ASCII_DIGITS))
+    return match.group(0).upper() if match else None
+
+
+def normalised_phone(typed: str | None) -> str | None:
+    """Digits as stored (Tibetan and full-width digits converted, +86 dropped), or None if not a phone number."""
+    if not typed or PHONE.match(clean(typed).translate(ASCII_DIGITS)) is None:
+        return None
+    digits = re.sub(r"[^0-9+]", "", typed.translate(ASCII_DIGITS))
+    return digits[3:] if digits.startswith("+86") else digits
+
+
 def description_language(text: str, fallback: str) -> str:
     """What a description is recorded as: 'zh', 'bo' or 'mixed' by its words; the person's language otherwise."""
     return words.detect_language(text) or fallback

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 from sqlalchemy import select
 
@@ -12,22 +11,15 @@ from storage.models import Case, Department
 from storage.people import active_roles
 
 from .. import text
+from ..text import find_case_number
 from ..context import Context
-from ..dialog import BACK, CANCEL, Dialog, finish
+from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason, next_steps_after_rejection
-from .menu import show_menu
 
-CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
 LIST_SIZE = 10
 MAX_COMMENT = 500
-
-
-def find_case_number(typed: str) -> str | None:
-    """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
-    match = CASE_NUMBER.search((typed or "").translate(text.ASCII_DIGITS))
-    return match.group(0).upper() if match else None
 
 
 async def show_my_cases(ctx: Context, offset: int = 0) -> None:
@@ -57,9 +49,7 @@ async def show_case(ctx: Context, number: str) -> None:
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
-        from .staff import staff_card
-
-        await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
+        await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, for_staff=True))
         return
     ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
 
@@ -122,28 +112,6 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     return rows
 
 
-class AskCaseNumberDialog(Dialog):
-    """Asks for a case number; subclasses say what to do with it in `with_number`."""
-
-    STATES = ["ask_number"]
-    TRANSITIONS: list = []
-
-    async def prompt_ask_number(self, ctx: Context) -> None:
-        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
-
-    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
-        number = find_case_number(text.clean(message.text)) if message.kind == "text" else None
-        if number is None:
-            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."),
-                    [[ctx.button("✖ Cancel", CANCEL)]])
-            return
-        finish(ctx)
-        await self.with_number(ctx, number)
-
-    async def with_number(self, ctx: Context, number: str) -> None:
-        raise NotImplementedError
-
-
 class LookupDialog(AskCaseNumberDialog):
     """Look up a case by its number."""
 
@@ -200,22 +168,30 @@ class RateDialog(Dialog):
         except CaseNotFound:
             finish(ctx)
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         except CaseError:
             finish(ctx)
             ctx.say(ctx.t("This case cannot be rated now."))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         finish(ctx)
         if case.state != "closed":
             ctx.say(ctx.t("Thank you. Case {number} has been reopened and goes back to the grid centre.", number=number))
         else:
             ctx.say(ctx.t("Thank you for your rating."))
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 router = Router()
+
+
+router.add_dialogs(LookupDialog, RateDialog)
+
+
+@router.view("case")
+async def case_view(ctx: Context, number: str) -> None:
+    await show_case(ctx, number)
 
 
 @router.command("cases")
@@ -252,10 +228,10 @@ async def start_rating(ctx: Context, message: Inbound, number: str) -> None:
         case = None
     if case is None or case.reporter_id != ctx.person.id:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     if case.state != "closed" or case.satisfaction is not None:
         ctx.say(ctx.t("This case cannot be rated now."))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     await RateDialog().begin(ctx, number=case.number)

@@ -97,6 +97,7 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
 
 
 router = Router()
+router.add_dialogs(GridDialog)
 
 
 @router.command("grid")
@@ -111,6 +112,7 @@ async def choose_another_grid(ctx: Context, message: Inbound, argument: str) -> 
     await GridDialog().begin(ctx)
 
 
+@router.view("deep_link")
 async def open_deep_link(ctx: Context, argument: str) -> bool:
     """`/start grid_CODE` (Telegram deep link, and the web page's `?grid=CODE`): show that grid."""
     if argument.startswith("grid_"):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..context import Context
+from ..i18n import LANGUAGE_NAMES  # noqa: F401  (where it was before; bot/web/chat.py reads it here)
 from ..protocol import Inbound
 from ..router import Router
-
-LANGUAGE_NAMES = {"zh": "中文", "bo": "བོད་ཡིག"}
 
 
 async def show_menu(ctx: Context) -> None:
@@ -54,6 +53,7 @@ async def fallback(ctx: Context) -> None:
 
 
 router = Router()
+router.view("menu")(show_menu)
 
 
 @router.command("menu")

@@ -133,9 +133,7 @@ class PatrolDialog(ReportDialog):
             ctx.say(ctx.t("Case {number} is logged and closed as resolved on the spot.", number=case.number))
         else:
             ctx.say(ctx.t("Case {number} is logged and reported up to the grid centre.", number=case.number))
-        from .staff import show_desk
-
-        await show_desk(ctx)
+        await ctx.show("desk")
 
 
 router = Router()
@@ -149,3 +147,6 @@ async def start_patrol(ctx: Context, message: Inbound, argument: str) -> None:
         ctx.say(ctx.t("This is for grid workers."))
         return
     await PatrolDialog().begin(ctx)
+
+
+router.add_dialogs(PatrolDialog)

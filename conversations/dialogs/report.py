@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from storage import cases, grids, matters
@@ -17,7 +16,6 @@ from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from .menu import show_menu
 
 MAX_DESCRIPTION = 1000
 MIN_DESCRIPTION = 4
@@ -27,7 +25,6 @@ PAGE_SIZE = 6
 FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
 # Matters about safety (fire, gas, collapse, flood; anything for the police): emergency numbers first.
 SAFETY_WORK_KINDS = ("safety_hazard", "disaster_prevention")
-PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
 # What, where and photos: the steps a resident's report and a grid worker's patrol log share.
@@ -364,7 +361,7 @@ class ReportDialog(Dialog):
             return
         if message.kind == "button" and message.data == "phone:anonymous":
             ctx.data.update(phone=None, anonymous=True)
-        elif message.kind in ("contact", "text") and (phone := normalised_phone(message.phone or message.text)):
+        elif message.kind in ("contact", "text") and (phone := text.normalised_phone(message.phone or message.text)):
             ctx.data.update(phone=phone, anonymous=False)
         else:
             await self.retry(ctx, ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
@@ -454,7 +451,7 @@ class ReportDialog(Dialog):
                 limit=i18n.duration(ctx.language, timedelta(hours=case.matter.time_limit_hours)),
             )
         )
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 def draft_fields(ctx: Context) -> dict:
@@ -473,19 +470,7 @@ def draft_fields(ctx: Context) -> dict:
         now=ctx.now,
     )
 
-
-def normalised_phone(typed: str | None) -> str | None:
-    """Digits as stored (Tibetan and full-width digits converted, +86 dropped), or None if not a phone number."""
-    return _normalise_phone(typed.translate(text.ASCII_DIGITS)) if _valid_phone(typed) else None
-
-
-def _valid_phone(typed: str | None) -> bool:
-    return bool(typed) and PHONE.match(text.clean(typed).translate(text.ASCII_DIGITS)) is not None
-
-
-def _normalise_phone(raw: str) -> str:
-    digits = re.sub(r"[^0-9+]", "", raw)
-    return digits[3:] if digits.startswith("+86") else digits
+normalised_phone = text.normalised_phone  # where it was before; the phone check lives in conversations.text
 
 
 router = Router()
@@ -528,12 +513,13 @@ async def resume_report(ctx: Context, message: Inbound, argument: str) -> None:
     keep_draft(ctx)  # a report open right now is not lost: it becomes the draft in its place
     state.dialog, state.state, state.data = draft["dialog"], draft["state"], dict(draft["data"])
     ctx.say(ctx.t("Welcome back. Let us continue your report where you left it."))
-    from ..engine_support import DIALOGS
-
-    await DIALOGS[state.dialog].prompt(ctx)
+    await ctx.dialog_named(state.dialog).prompt(ctx)
 
 
 @router.press("resume:discard")
 async def discard_draft(ctx: Context, message: Inbound, argument: str) -> None:
     ctx.dialog_state.draft, ctx.dialog_state.draft_saved_at = None, None
     await ReportDialog().begin(ctx)
+
+
+router.add_dialogs(ReportDialog)

@@ -13,14 +13,13 @@ from storage.people import active_roles
 from storage.staff import InvitationRefused, redeem
 
 from .. import i18n, text
+from ..text import find_case_number
 from ..context import Context
-from ..dialog import BACK, CANCEL, Dialog, finish
-from ..i18n import N_
+from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
+from ..i18n import LANGUAGE_NAMES, N_
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, localised_reason, stored_reason
-from .cases import AskCaseNumberDialog, find_case_number
-from .menu import LANGUAGE_NAMES, show_menu
 
 MAX_NOTE = 1000
 STAFF_ROLES = [r for r in Role if r not in (Role.resident, Role.administrator)]
@@ -70,7 +69,7 @@ async def show_desk(ctx: Context) -> None:
     assignments = staff_roles(await active_roles(ctx.session, ctx.person.id))
     if not assignments:
         ctx.say(ctx.t("This is for grid staff. Staff join with an invitation code: /join CODE"))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     lines = [ctx.t("Your roles:")] + [f"• {ctx.t(ROLE_NAMES[a.role.value])} · {scope_name(ctx, a)}" for a in assignments]
     rows = [[ctx.button("🗂 My work queue", "staff:queue")]]
@@ -237,9 +236,7 @@ class ActionDialog(Dialog):
         finish(ctx)
         ctx.say(ctx.t("Cancelled. Nothing was changed."))
         if number:
-            from .cases import show_case
-
-            await show_case(ctx, number)
+            await ctx.show("case", number=number)
 
     async def collect_photo(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "photo" and len(ctx.data["photos"]) < MAX_PHOTOS:
@@ -292,6 +289,8 @@ def _error_text(error: CaseError) -> str:
 
 
 router = Router()
+router.view("desk")(show_desk)
+router.view("staff_card")(staff_card)
 
 
 @router.command("join")
@@ -348,10 +347,8 @@ class ProfileDialog(Dialog):
                 rows + [[ctx.button("◀ Back", BACK), ctx.button("✖ Cancel", CANCEL)]], request_contact=True)
 
     async def on_ask_phone(self, ctx: Context, message: Inbound) -> None:
-        from .report import normalised_phone
-
         typed = message.phone if message.kind == "contact" else message.text if message.kind == "text" else ""
-        phone = normalised_phone(typed)
+        phone = text.normalised_phone(typed)
         if phone:
             ctx.person.phone = phone
         elif not (message.data == "profile:keep" and ctx.person.phone):
@@ -410,3 +407,6 @@ class FeedbackDialog(AskCaseNumberDialog):
 
     async def with_number(self, ctx: Context, number: str) -> None:
         await start_action(ctx, Inbound.press(f"act:{number}:relay_feedback"), f"{number}:relay_feedback")
+
+
+router.add_dialogs(ActionDialog, FeedbackDialog, ProfileDialog)
