@@ -106,3 +106,14 @@ def test_the_checks_catch_each_class():
     assert GLUED.search("སྙན་ཞུ་འབུལ་མཁན་གྱིས་བོད་ཡིག{reads}ཀློག") and not GLUED.search("{reads} ཀློག་གི་ཡོད།")
     assert re.search(r"[0-9]", ALLOWED_DIGITS_BO.sub("", "སྐར་མ་30")) and not re.search(r"[0-9]", ALLOWED_DIGITS_BO.sub("", "སྐར་མ་༣༠ LS-20261124-0042"))
     assert ASCII_COLON_ZH.search("类型: 路灯") and not ASCII_COLON_ZH.search("2026-11-25 16:05")
+
+
+def test_chinese_uses_the_regulations_terms():
+    """网格化工作机构 (Art. 5), 监督举报电话 (Art. 20), 专职网格员 beside 兼职网格员 (Art. 13), 报请上一级…协调."""
+    entries = {m.id: m.string for m in catalog("zh") if m.id}
+    avoided = ("网格中心", "监督投诉电话", "上交上一级")
+    found = [(msgid, text) for msgid, text in entries.items() if any(word in text for word in avoided)]
+    assert not found, found[:5]
+    assert entries["Grid worker"] == "专职网格员" and entries["Part-time grid worker"] == "兼职网格员"
+    assert entries["Grid centre"] == "网格化工作机构"
+    assert entries["⬆ Escalate to the next level"] == "⬆ 报请上一级网格化工作机构协调"

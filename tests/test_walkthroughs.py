@@ -167,3 +167,17 @@ async def test_the_idle_notice_counts_minutes_in_tibetan_digits(demo):
     engine.clock = lambda: utcnow() + timedelta(minutes=31)
     await chat.run([("ཡང་བསྐྱར", [("Your unfinished report was put aside after {minutes} minutes without an answer. "
                                    "It is kept for 24 hours.", {"minutes": "༣༠"})])])
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_the_staff_phone_step_does_not_offer_anonymity(demo, language):
+    code = await make_code(demo)
+    chat = await start(Engine(demo), f"staff-phone-{language}", language)
+    wrong = "That does not look like a phone number. Type digits only, for example 13800000000."
+    await chat.run([
+        (f"/join {code}", WELCOME_STAFF),
+        ("次仁" if language == "zh" else "ཚེ་རིང", "Please share or type the phone number residents can call you on."),
+        ("123", [wrong, lambda c: translate(language, "That does not look like a phone number. Type digits only, for example "
+                                            "13800000000, or stay anonymous.") not in c.text]),
+        ("13800000021", "Thank you. Residents of your grid will see: {name} {phone}"),
+    ])

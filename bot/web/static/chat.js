@@ -132,7 +132,7 @@
     if (text) {
       const p = el("p", "text");
       if (entry.who === "bot") withPhoneLinks(p, text);
-      else p.textContent = text;
+      else p.textContent = shown(text);
       markLanguage(p, text);
       box.append(p);
     }
