@@ -106,9 +106,12 @@
     return document.documentElement.classList.contains("no-emoji") ? label.replace(EMOJI, "").trim() || label : label;
   }
 
+  const EXAMPLE_PHONE = "13800000000";
+
   function withPhoneLinks(node, text) {
     let last = 0;
     for (const match of text.matchAll(PHONE_NUMBER)) {
+      if (match[0] === EXAMPLE_PHONE) continue; // the example in "type digits only, for example …" is not to be called
       node.append(text.slice(last, match.index));
       const link = el("a", "tel", match[0]);
       link.href = "tel:" + match[0].replace(/[^0-9+]/g, "");
