@@ -336,6 +336,10 @@ def test_web_chat_walkthrough_fixes(server, language):
             page.reload()
             page.locator(".msg.bot").last.wait_for()
             assert page.locator("#text").input_value() == words["draft"]
+            page.goto(base + "/?grid=5401-D1-01-01-G01")  # the grid's card: its workers' numbers can be tapped to call
+            page.locator(".msg.bot", has_text="5401-D1-01-01-G01").last.wait_for()
+            links = page.locator('.msg.bot a[href^="tel:"]')
+            assert "tel:13800000001" in [links.nth(i).get_attribute("href") for i in range(links.count())]
         finally:
             context.close()
             browser.close()

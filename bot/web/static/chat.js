@@ -308,7 +308,7 @@
       node.setAttribute("aria-pressed", String(node.dataset.lang === state.lang));
     });
     textBox.maxLength = state.limits.text_chars;
-    render(true);
+    render(); // the messages keep their nodes: a screen reader does not hear the whole log again
   }
 
   // Where no emoji font exists the icons would be empty boxes: then the buttons show text labels.
