@@ -1,7 +1,7 @@
 """Test sets for the language tools, kept with the tests; bench/bench_language.py reports the figures.
 
-The sentences were written for this project as residents would type them; none of them is used to
-build the word lists or the matter index.
+The sentences were written for this project as residents would type them. None of them is used to
+build the word list or the matter index, but the same team wrote those, so the figures are optimistic.
 """
 
 # Real Wylie, as people type it: digits, commas, full stops, a capital first letter, g.yas, a vowel-initial syllable.
