@@ -22,6 +22,7 @@ from babel.support import NullTranslations, Translations
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "gridbot"
 LANGUAGES = ("zh", "bo")
+LANGUAGE_NAMES = {"zh": "中文", "bo": "བོད་ཡིག"}  # each in its own script: shown before a language is chosen
 BABEL_LOCALE = {"zh": "zh_Hans_CN", "bo": "bo"}
 TIBETAN_DIGITS = str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩")
 TIMEZONE = "Asia/Shanghai"

@@ -12,7 +12,7 @@ from storage.models import Department, Matter, Notification
 from . import i18n
 from .i18n import N_
 from .protocol import Button, Reply
-from .wording import RETURN_REASONS, STAGE_NAMES, localised_reason
+from .wording import RETURN_REASONS, STAGE_NAMES, localised_reason, next_steps_after_rejection
 
 NOTICES = {
     "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
@@ -68,6 +68,7 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     if params.get("department"):
         department = await session.scalar(select(Department).where(Department.code == params["department"]))
         params["department"] = department.name(language) if department else params["department"]
+    stored_reason = params.get("reason") or ""
     if params.get("reason"):
         params["reason"] = localised_reason(language, params["reason"])
     if params.get("stage") in STAGE_NAMES:
@@ -83,6 +84,13 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     wanted = i18n.placeholders(template)
     text = i18n.translate(language, template, **{k: params.get(k, "") for k in wanted})
     buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
+    if notification.message_key == "reject.reporter":
+        advice, follow = next_steps_after_rejection(language, stored_reason)
+        text += "\n\n" + advice
+        if follow:
+            buttons.insert(0, [Button(i18n.translate(language, "Open case {number}", number=follow), f"case:{follow}")])
+        buttons.append([Button(i18n.translate(language, "📝 Report a problem"), "menu:report"),
+                        Button(i18n.translate(language, "🏘 My grid"), "menu:grid")])
     if notification.message_key in ("verify_pass.reporter", "resolve_on_spot.reporter"):
         buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
     return Reply(text=text, buttons=buttons)

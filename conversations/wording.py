@@ -109,6 +109,31 @@ def stored_reason(number: str) -> str:
     return translate("zh", DUPLICATE_OF, number=number)
 
 
+def duplicate_number(note: str) -> str | None:
+    """The case a 'duplicate of case N' reason points at."""
+    match = _DUPLICATE.fullmatch(note or "")
+    return match.group(1) if match else None
+
+
+# What a resident can do after a case was not accepted, by the reason given.
+NEXT_STEPS_AFTER_REJECTION = {
+    "insufficient": N_("What you can do: report it again with what was missing (what exactly, where, since when), "
+                       "or add a photo."),
+    "duplicate": N_("What you can do: follow case {number}, which is about the same problem."),
+    "other": N_("What you can do: if you think this is wrong, call your grid's supervision and reporting phone "
+                "(under My grid), or report it again with more details."),
+}
+
+
+def next_steps_after_rejection(language: str, stored: str) -> tuple[str, str | None]:
+    """The advice for a resident whose case was not accepted, and the case to follow instead, if any."""
+    number = duplicate_number(stored)
+    if number:
+        return translate(language, NEXT_STEPS_AFTER_REJECTION["duplicate"], number=number), number
+    key = "insufficient" if stored == translate("zh", REJECT_REASONS["insufficient"]) else "other"
+    return translate(language, NEXT_STEPS_AFTER_REJECTION[key]), None
+
+
 def localised_reason(language: str, note: str) -> str:
     """A reason as stored (listed reasons in the official language) in the reader's language."""
     if note in STORED_REASONS:

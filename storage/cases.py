@@ -52,6 +52,7 @@ from .timeutil import LOCAL_TZ, local, utcnow
 from .workdays import TimeLimit, office_hours
 
 MAX_DESCRIPTION = 2000
+DESCRIPTION_LANGUAGES = ("zh", "bo", "mixed")  # mixed: a fair share of words in each (storage.words)
 MAX_ATTACHMENTS = 10
 REOPEN_DAYS = 7
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
@@ -123,8 +124,8 @@ async def open_case(
         raise MissingInput("a case needs a description", missing=["description"])
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInput("description too long", field="description", limit=MAX_DESCRIPTION)
-    if language not in ("zh", "bo"):
-        raise InvalidInput("language must be zh or bo", field="language")
+    if language not in DESCRIPTION_LANGUAGES:
+        raise InvalidInput("language must be zh, bo or mixed", field="language")
     photos = list(photos)
     if len(photos) > MAX_ATTACHMENTS:
         raise InvalidInput("too many photos", field="photos", limit=MAX_ATTACHMENTS)

@@ -171,10 +171,13 @@ async def test_reject_with_a_listed_reason_tells_the_resident(demo):
     await centre.run([
         (Press(f"act:{number}:reject"), ["Choose the reason, or type it.", lambda c: "input:duplicate" in c.buttons()]),
         (Press("input:duplicate"), "Type the number of the case it duplicates."),
-        ("LS-20260101-0001", "Done. Case {number} is now: {state}"),
+        ("LS-20260101-0001", ["Not accept case {number}? This cannot be undone. The resident is told the reason and what they "
+                              "can do next. Reason: {reason}", lambda c: "与事件LS-20260101-0001重复" in c.text]),
+        (Press("input:confirm"), "Done. Case {number} is now: {state}"),
     ])
     text = await render_last(demo, "resident-zh", "zh")
     assert "LS-20260101-0001" in text
+    assert translate("zh", "What you can do: follow case {number}, which is about the same problem.", number="LS-20260101-0001") in text
     assert translate("bo", "Duplicate of case {number}", number="LS-20260101-0001") in await render_last(demo, "resident-zh", "bo")
 
 
@@ -334,7 +337,8 @@ async def test_staff_notes_stay_internal_and_listed_reasons_reach_the_resident_i
     centre = staff(engine, CENTRE, "zh")
     chief = staff(engine, CHIEF, "zh")
     await chief.run([(Press(f"act:{number}:comment"), []), ("举报人情绪激动，注意沟通方式", "Done. Case {number} is now: {state}")])
-    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:insufficient"), "Done. Case {number} is now: {state}")])
+    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:insufficient"), []),
+                      (Press("input:confirm"), "Done. Case {number} is now: {state}")])
     await resident.run([
         (number, [lambda c: "举报人" not in c.text,  # the comment is for staff only
                   ("Reason: {reason}", {"reason": translate("bo", "Insufficient information")})]),

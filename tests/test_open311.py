@@ -322,11 +322,15 @@ async def test_reads_per_client_and_posts_per_key_are_paced(client):
     await post_request(client, **{**form, "api_key": await api_key(client, "demo-resident-bo")})
 
 
-def test_language_detection():
-    assert open311.detect_language("ལམ་སྒྲོན་མི་འབར།") == "bo"
-    assert open311.detect_language("路灯不亮") == "zh"
-    assert open311.detect_language("lamp broken") == "zh"
-    assert open311.detect_language("朗赛路 ལམ་སྒྲོན་མི་འབར་བ། ཉིན་གསུམ།") == "bo"
+async def test_a_request_records_its_language_by_words_mixed_text_as_mixed(client):
+    key = await api_key(client)
+    numbers = {}
+    for description in ("布达拉宫附近的ལམ་སྒྲོན་坏了", "朗赛路 ལམ་སྒྲོན་མི་འབར་བ། ཉིན་གསུམ། ལམ་ཁ་མུན་པ་རེད།", "路灯坏了三天"):
+        created = await post_request(client, api_key=key, service_code="GM-0301", description=description, **IN_G01)
+        numbers[description] = created[0]["service_request_id"]
+    async with sessionmaker_of(client)() as session:
+        recorded = {d: await session.scalar(select(Case.description_language).where(Case.number == n)) for d, n in numbers.items()}
+    assert list(recorded.values()) == ["mixed", "bo", "zh"]
 
 
 def test_xml_drops_characters_xml_cannot_carry():

@@ -76,7 +76,15 @@ STRINGS = {
     "photo_too_large": N_("The photo is too large: at most {size}."),
     "photo_unreadable": N_("This file is not a photo. Please send a picture."),
     "rate_limited": N_("Too many messages at once. Please wait a moment."),
+    "send_refused": N_("This message was not accepted. Please check it and try again."),
+    "menu_label": N_("Menu"),
+    "photo_label": N_("Photo"),
 }
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(body=(STATIC_DIR / "favicon.ico").read_bytes(), content_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
 
 def _after(value: str | None) -> int:
     """The id of the last inbox message the page has (0: none)."""
@@ -96,7 +104,7 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
 
 
 def page_strings(language: str, limits: ChatLimits) -> dict[str, str]:
-    params = {"size": f"{number(language, limits.photo_bytes // (1024 * 1024))} MB"}
+    params = {"size": translate(language, "{megabytes} MB", megabytes=number(language, limits.photo_bytes // (1024 * 1024)))}
     return {key: translate(language, msgid, **{k: v for k, v in params.items() if "{" + k in msgid}) for key, msgid in STRINGS.items()}
 
 
@@ -323,8 +331,11 @@ class WebChat:
                 raise WebError(400, "invalid_message", "message.latitude and message.longitude must be WGS84 degrees")
             return Inbound.at(float(latitude), float(longitude))
         phone = raw.get("phone")
-        if not isinstance(phone, str) or not PHONE.match(phone.strip()):
+        if not isinstance(phone, str) or not phone.strip() or len(phone) > 64:
             raise WebError(400, "invalid_message", "message.phone must be a phone number")
+        if not PHONE.match(phone.strip()):
+            # Typed into the phone box but not a number (`123`): the dialog answers it, as it answers typed text.
+            return Inbound.of_text(phone.strip())
         return Inbound("contact", phone=phone.strip())
 
     async def photo(self, request: web.Request) -> web.Response:
@@ -515,5 +526,6 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     app.router.add_get("/chat/inbox", guarded(chat.inbox))
     app.router.add_get("/chat/events", guarded(chat.events))
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/favicon.ico", favicon)
     app.on_shutdown.append(chat.on_shutdown)
     return chat

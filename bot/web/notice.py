@@ -22,7 +22,7 @@ WORDS = {
     "heading": N_("Grid notice board"),
     "area": N_("Area"),
     "people": N_("Grid chief, instructor and grid workers"),
-    "supervision": N_("Supervision and complaints phone"),
+    "supervision": N_("Supervision and complaints phone"),  # 监督举报电话 (Art. 20)
     "scan": N_("Scan to report a problem or follow your case"),
     "nobody": N_("No grid worker is listed for this grid yet."),
     "scan_wechat": N_("Scan with WeChat to follow our Official Account for this grid"),
@@ -35,6 +35,14 @@ def _both(msgid: str) -> str:
     """The same words in Chinese and Tibetan, each in its own language-tagged span."""
     return "".join(f'<span lang="{"zh-Hans" if lang == "zh" else "bo"}">{html.escape(translate(lang, msgid))}</span>'
                    for lang in LANGUAGES)
+
+
+def tel_link(phone: str | None) -> str:
+    """A phone number people can tap to call."""
+    if not phone:
+        return ""
+    dial = "".join(c for c in phone if c.isdigit() or c == "+")
+    return f'<a href="tel:{html.escape(dial or phone)}">{html.escape(phone)}</a>'
 
 
 def chat_link(runtime: Runtime, request: web.Request, code: str) -> str:
@@ -61,10 +69,10 @@ def setup(app: web.Application, runtime: Runtime) -> None:
         wechat = ""
         if WECHAT_QR in request.app and await request.app[WECHAT_QR](code):
             wechat = (f'\n<section class="qr"><img src="/notice/{html.escape(code)}/wechat.svg" alt="WeChat QR" '
-                      f'width="220" height="220"><p>{_both(WORDS["scan_wechat"])}</p></section>')
+                      f'width="150" height="150"><p>{_both(WORDS["scan_wechat"])}</p></section>')
         rows = "".join(
-            f"<tr><td>{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or '')}</td>"
-            f'<td class="phone">{html.escape(phone or "")}</td></tr>'
+            f'<tr><td class="role">{_both(ROLE_NAMES[role.value])}</td><td>{html.escape(name or "")}</td>'
+            f'<td class="phone">{tel_link(phone)}</td></tr>'
             for role, name, phone in people
         ) or f'<tr><td colspan="3">{_both(WORDS["nobody"])}</td></tr>'
         body = f"""<!doctype html>
@@ -73,15 +81,16 @@ def setup(app: web.Application, runtime: Runtime) -> None:
 <title>{html.escape(node.name_zh)} · {html.escape(node.name_bo)}</title>
 <link rel="stylesheet" href="/static/notice.css"></head>
 <body><main class="notice">
-<h1>{_both(WORDS["heading"])}</h1>
-<h2><span lang="zh-Hans">{html.escape(places["zh"])}</span><span lang="bo">{html.escape(places["bo"])}</span></h2>
-<p class="code">{html.escape(node.code)}</p>
-<section><h3>{_both(WORDS["area"])}</h3>
-<p lang="zh-Hans">{html.escape(node.area_zh or "")}</p><p lang="bo">{html.escape(node.area_bo or "")}</p></section>
-<section><h3>{_both(WORDS["people"])}</h3><table>{rows}</table></section>
-<section><h3>{_both(WORDS["supervision"])}</h3><p class="phone big">{html.escape(node.supervision_phone or "")}</p></section>
-<div class="qrs"><section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="220" height="220">
-<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>{wechat}</div>
+<header><h1 class="both">{_both(WORDS["heading"])}</h1>
+<h2 class="both"><span lang="zh-Hans">{html.escape(places["zh"])}</span><span lang="bo">{html.escape(places["bo"])}</span></h2>
+<p class="code">{html.escape(node.code)}</p></header>
+<section><h3 class="both">{_both(WORDS["area"])}</h3>
+<div class="both"><p lang="zh-Hans">{html.escape(node.area_zh or "")}</p><p lang="bo">{html.escape(node.area_bo or "")}</p></div></section>
+<section><h3 class="both">{_both(WORDS["people"])}</h3><table>{rows}</table></section>
+<footer><section class="supervision"><h3>{_both(WORDS["supervision"])}</h3>
+<p class="phone big">{tel_link(node.supervision_phone)}</p></section>
+<div class="qrs"><section class="qr"><img src="/notice/{html.escape(code)}/qr.svg" alt="QR" width="150" height="150">
+<p>{_both(WORDS["scan"])}</p><p class="link">{html.escape(link)}</p></section>{wechat}</div></footer>
 </main></body></html>"""
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 

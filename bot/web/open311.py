@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from storage import api_tokens, cases, queries
+from storage import api_tokens, cases, queries, words
 from storage.db import writing
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
 from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
@@ -58,8 +58,6 @@ WINDOW = timedelta(days=90)
 MAX_PHONE = 40
 
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TIBETAN_LETTER = re.compile("[\u0f40-\u0fbc]")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
@@ -163,12 +161,6 @@ async def open311_errors(request: web.Request, handler):
 def language_of(request: web.Request) -> str:
     wanted = (request.query.get("lang") or request.query.get("locale") or "zh").strip().lower()
     return "bo" if wanted.startswith("bo") else "zh"
-
-
-def detect_language(text: str) -> str:
-    """Tibetan script → bo, anything else → zh."""
-    tibetan = len(_TIBETAN_LETTER.findall(text))
-    return "bo" if tibetan and tibetan >= len(_HAN.findall(text)) else "zh"
 
 
 def service_view(matter: Matter, language: str) -> dict[str, Any]:
@@ -452,7 +444,7 @@ class Open311:
                 reporter_id=reporter_id,
                 matter_code=code,
                 description=description,
-                language=detect_language(description),
+                language=words.detect_language(description) or language_of(request),
                 source=CaseSource.resident_report,
                 grid_code=grid_code,
                 latitude=latitude,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,8 +12,9 @@ from storage.models import Case, Department
 from storage.people import active_roles
 
 from .. import i18n, text
+from ..text import find_case_number
 from ..context import Context
-from ..dialog import BACK, CANCEL, Dialog, finish
+from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import (
@@ -26,18 +26,11 @@ from ..wording import (
     STAFF_ONLY_ACTIONS,
     STATE_NAMES,
     localised_reason,
+    next_steps_after_rejection,
 )
-from .menu import show_menu
 
-CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
 LIST_SIZE = 10
 MAX_COMMENT = 500
-
-
-def find_case_number(typed: str) -> str | None:
-    """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
-    match = CASE_NUMBER.search((typed or "").translate(text.ASCII_DIGITS))
-    return match.group(0).upper() if match else None
 
 
 async def show_my_cases(ctx: Context, offset: int = 0) -> None:
@@ -47,7 +40,8 @@ async def show_my_cases(ctx: Context, offset: int = 0) -> None:
                                                                [ctx.button("☰ Menu", "menu:main")]])
         return
     rows = [
-        [Button(f"{c.number} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}", f"case:{c.number}")]
+        [Button(f"{c.number} · {c.matter.name(ctx.language)} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}",
+                f"case:{c.number}")]
         for c in found[:LIST_SIZE]
     ]
     if len(found) > LIST_SIZE:
@@ -66,9 +60,7 @@ async def show_case(ctx: Context, number: str) -> None:
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
-        from .staff import staff_card
-
-        await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
+        await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, for_staff=True))
         return
     ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
 
@@ -105,6 +97,8 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         lines.append(ctx.t("Result: {result}", result=case.result_text))
     if case.rejection_reason:
         lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
+        if not for_staff:
+            lines.append(next_steps_after_rejection(ctx.language, case.rejection_reason)[0])
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}
@@ -122,22 +116,17 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
         if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
-            line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
+            line = ctx.t("{label}: {value}", label=line, value=ctx.t(RATING_NAMES[event.data["rating"]]))
         elif event.action == "approve_extension" and event.data.get("deadline"):
-            line = with_detail(ctx, line, ctx.time(datetime.fromisoformat(event.data["deadline"])))
+            line = ctx.t("{label}: {value}", label=line, value=ctx.time(datetime.fromisoformat(event.data["deadline"])))
         elif event.action == "return_to_centre" and event.data.get("reason") in RETURN_REASONS:
-            line = with_detail(ctx, line, ctx.t(RETURN_REASONS[event.data["reason"]]))
+            line = ctx.t("{label}: {value}", label=line, value=ctx.t(RETURN_REASONS[event.data["reason"]]))
             if for_staff and event.note:
                 line += f" · {event.note}"
         elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
-            line += f": {localised_note(ctx, event.note)}"
+            line = ctx.t("{label}: {value}", label=line, value=localised_note(ctx, event.note))
         lines.append(line)
     return "\n".join(lines)
-
-
-def with_detail(ctx: Context, line: str, detail: str) -> str:
-    """`line: detail`, with the colon of the reader's script."""
-    return line + ("：" if ctx.language == "zh" else ": ") + detail
 
 
 def localised_note(ctx: Context, note: str) -> str:
@@ -153,28 +142,6 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
         rows.append([ctx.button("↩ Withdraw my report", f"withdraw:{case.number}")])
     rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
     return rows
-
-
-class AskCaseNumberDialog(Dialog):
-    """Asks for a case number; subclasses say what to do with it in `with_number`."""
-
-    STATES = ["ask_number"]
-    TRANSITIONS: list = []
-
-    async def prompt_ask_number(self, ctx: Context) -> None:
-        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
-
-    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
-        number = find_case_number(text.clean(message.text)) if message.kind == "text" else None
-        if number is None:
-            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."),
-                    [[ctx.button("✖ Cancel", CANCEL)]])
-            return
-        finish(ctx)
-        await self.with_number(ctx, number)
-
-    async def with_number(self, ctx: Context, number: str) -> None:
-        raise NotImplementedError
 
 
 class LookupDialog(AskCaseNumberDialog):
@@ -233,19 +200,19 @@ class RateDialog(Dialog):
         except CaseNotFound:
             finish(ctx)
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         except CaseError:
             finish(ctx)
             ctx.say(ctx.t("This case cannot be rated now."))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         finish(ctx)
         if case.state != "closed":
             ctx.say(ctx.t("Thank you. Case {number} has been reopened and goes back to the grid centre.", number=number))
         else:
             ctx.say(ctx.t("Thank you for your rating."))
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 class WithdrawDialog(Dialog):
@@ -277,17 +244,25 @@ class WithdrawDialog(Dialog):
                 await cases.act(ctx.session, number, ctx.person.id, "withdraw", now=ctx.now, reason=reason)
         except CaseNotFound:
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         except CaseError:
             ctx.say(ctx.t("Case {number} can no longer be withdrawn: the department has started handling it.", number=number),
                     [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
             return
         ctx.say(ctx.t("Case {number} is withdrawn. Thank you for letting us know.", number=number))
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 router = Router()
+
+
+router.add_dialogs(LookupDialog, RateDialog, WithdrawDialog)
+
+
+@router.view("case")
+async def case_view(ctx: Context, number: str) -> None:
+    await show_case(ctx, number)
 
 
 @router.press("withdraw:")
@@ -329,10 +304,10 @@ async def start_rating(ctx: Context, message: Inbound, number: str) -> None:
         case = None
     if case is None or case.reporter_id != ctx.person.id:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     if case.state != "closed" or case.satisfaction is not None:
         ctx.say(ctx.t("This case cannot be rated now."))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     await RateDialog().begin(ctx, number=case.number)

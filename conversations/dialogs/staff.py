@@ -13,14 +13,13 @@ from storage.people import active_roles
 from storage.staff import InvitationRefused, redeem
 
 from .. import i18n, text
+from ..text import find_case_number
 from ..context import Context
-from ..dialog import BACK, CANCEL, Dialog, finish
-from ..i18n import N_
+from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
+from ..i18n import LANGUAGE_NAMES, N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import REJECT_REASONS, RETURN_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
-from .cases import AskCaseNumberDialog, find_case_number
-from .menu import LANGUAGE_NAMES, show_menu
+from ..wording import REJECT_REASONS, RETURN_REASONS, ROLE_NAMES, STATE_NAMES, localised_reason, stored_reason
 
 MAX_NOTE = 1000
 STAFF_ROLES = [r for r in Role if r not in (Role.resident, Role.administrator)]
@@ -54,6 +53,7 @@ QUESTIONS = {
 }
 EXTENSION_WORKING_DAYS = (1, 2, 3, 5)
 DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*")
+CONFIRM_FIRST = ("reject",)  # actions asked again before they are done: they cannot be undone
 PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
 MAX_PHOTOS = 3
 
@@ -73,7 +73,7 @@ async def show_desk(ctx: Context) -> None:
     assignments = staff_roles(await active_roles(ctx.session, ctx.person.id))
     if not assignments:
         ctx.say(ctx.t("This is for grid staff. Staff join with an invitation code: /join CODE"))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     lines = [ctx.t("Your roles:")] + [f"• {ctx.t(ROLE_NAMES[a.role.value])} · {scope_name(ctx, a)}" for a in assignments]
     rows = [[ctx.button("🗂 My work queue", "staff:queue")]]
@@ -149,6 +149,9 @@ class ActionDialog(Dialog):
 
     async def prompt_collect(self, ctx: Context) -> None:
         if not ctx.data["pending"]:
+            if ctx.data["trigger"] in CONFIRM_FIRST and not ctx.data.get("confirmed"):
+                await self.prompt_confirmation(ctx)
+                return
             await self.fire(ctx)
             return
         need = ctx.data["pending"][0]
@@ -181,7 +184,25 @@ class ActionDialog(Dialog):
         else:
             ctx.say(title + ctx.t(QUESTIONS[need]), [cancel])
 
+    async def prompt_confirmation(self, ctx: Context) -> None:
+        """Not accepting a case cannot be undone: say what the resident will read, and ask."""
+        reason = localised_reason(ctx.language, ctx.data["inputs"].get("reason", ""))
+        ctx.say(
+            ctx.t("Not accept case {number}? This cannot be undone. The resident is told the reason and what they "
+                  "can do next. Reason: {reason}", number=ctx.data["number"], reason=reason),
+            [[ctx.button("⛔ Yes, do not accept it", "input:confirm")],
+             [ctx.button("◀ No, keep the case", CANCEL)]],
+        )
+
     async def on_collect(self, ctx: Context, message: Inbound) -> None:
+        if not ctx.data["pending"]:
+            if message.kind == "button" and message.data == "input:confirm":
+                ctx.data["confirmed"] = True
+                ctx.touch()
+                await self.fire(ctx)
+            else:
+                await self.prompt_confirmation(ctx)
+            return
         need = ctx.data["pending"][0]
         value = None
         if need == "photos":
@@ -234,6 +255,14 @@ class ActionDialog(Dialog):
         ctx.data.pop("awaiting_duplicate", None)
         ctx.touch()
         await self.prompt_collect(ctx)
+
+    async def cancel(self, ctx: Context) -> None:
+        """Nothing is done; the case card is shown again."""
+        number = ctx.data.get("number")
+        finish(ctx)
+        ctx.say(ctx.t("Cancelled. Nothing was changed."))
+        if number:
+            await ctx.show("case", number=number)
 
     async def collect_photo(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "photo" and len(ctx.data["photos"]) < MAX_PHOTOS:
@@ -294,6 +323,8 @@ def _error_text(error: CaseError) -> str:
 
 
 router = Router()
+router.view("desk")(show_desk)
+router.view("staff_card")(staff_card)
 
 
 @router.command("join")
@@ -350,14 +381,12 @@ class ProfileDialog(Dialog):
                 rows + [[ctx.button("◀ Back", BACK), ctx.button("✖ Cancel", CANCEL)]], request_contact=True)
 
     async def on_ask_phone(self, ctx: Context, message: Inbound) -> None:
-        from .report import normalised_phone
-
         typed = message.phone if message.kind == "contact" else message.text if message.kind == "text" else ""
-        phone = normalised_phone(typed)
+        phone = text.normalised_phone(typed)
         if phone:
             ctx.person.phone = phone
         elif not (message.data == "profile:keep" and ctx.person.phone):
-            ctx.say(ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
+            ctx.say(ctx.t("That does not look like a phone number. Type digits only, for example 13800000000."))
             await self.prompt_ask_phone(ctx)
             return
         finish(ctx)
@@ -412,3 +441,6 @@ class FeedbackDialog(AskCaseNumberDialog):
 
     async def with_number(self, ctx: Context, number: str) -> None:
         await start_action(ctx, Inbound.press(f"act:{number}:relay_feedback"), f"{number}:relay_feedback")
+
+
+router.add_dialogs(ActionDialog, FeedbackDialog, ProfileDialog)
