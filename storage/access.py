@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from .lifecycle import BY_TRIGGER, roles_for, triggers_from
+from .matters import about_particular_people
 from .models import Case, Role, RoleAssignment
 
 GRID_ROLES = (Role.grid_worker, Role.grid_worker_part_time, Role.grid_chief, Role.grid_instructor)
+
+# Conditions a lifecycle row may name in `only_if`.
+GUARDS = {
+    "publishable": lambda case: not about_particular_people(case.matter),
+}
 
 
 def covers(assignment: RoleAssignment, case: Case) -> bool:
@@ -37,6 +43,9 @@ def acting_role(person_id: int, assignments: list[RoleAssignment], case: Case, t
     """The role in which the person may fire `trigger` on the case, or None."""
     if trigger not in BY_TRIGGER:
         return None
+    guard = BY_TRIGGER[trigger].get("only_if")
+    if guard is not None and not GUARDS[guard](case):
+        return None
     allowed = roles_for(trigger, case.matter.needs_onsite_verification)
     if Role.resident in allowed and case.reporter_id == person_id:
         return Role.resident
@@ -49,22 +58,3 @@ def acting_role(person_id: int, assignments: list[RoleAssignment], case: Case, t
 def allowed_actions(person_id: int, assignments: list[RoleAssignment], case: Case) -> list[str]:
     """The lifecycle's actions from the case's state that this person may take, in declared order."""
     return [t for t in triggers_from(case.state) if acting_role(person_id, assignments, case, t) is not None]
-
-
-def sees_phone(assignments: list[RoleAssignment], case: Case) -> bool:
-    """Only the grid's workers and the handling department need the reporter's phone."""
-    for assignment in assignments:
-        if assignment.role in (Role.grid_worker, Role.grid_worker_part_time) and covers(assignment, case):
-            return True
-        if assignment.role == Role.department_handler and covers(assignment, case):
-            return True
-    return False
-
-
-def mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

@@ -226,7 +226,8 @@ async def act(
     params = _apply(case, trigger, inputs, now)
     case.state = to_state
     case.updated_at = now
-    note = inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
+    note = (inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
+            or inputs.get("public_text"))
     event = await _record(session, case, actor_id, role.value, trigger, from_state, to_state, note, params, now)
     for photo in photos:
         session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
@@ -296,6 +297,12 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         params["reason"] = inputs["reason"]
     elif trigger in ("comment", "prompt", "relay_feedback"):
         params["note"] = inputs["note"]
+    elif trigger == "publish":
+        text = str(inputs["public_text"]).strip()
+        if len(text) > MAX_DESCRIPTION:
+            raise InvalidInput("public text too long", field="public_text", limit=MAX_DESCRIPTION)
+        case.public_text = text
+        case.published_at = now
     return params
 
 

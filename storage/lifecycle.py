@@ -40,6 +40,7 @@ STATES = [
 OPEN_STATES = [s for s in STATES if s not in (State.rejected, State.closed)]
 
 GRID_WORKERS = (Role.grid_worker, Role.grid_worker_part_time)
+FULL_TIME_WORKERS = (Role.grid_worker,)  # 专职: part-time workers (兼职) assist, they do not verify or close (Art. 13)
 CENTRE = (Role.centre_staff,)
 HANDLER = (Role.department_handler,)
 OVERSEERS = (Role.grid_chief, Role.grid_instructor)
@@ -74,11 +75,11 @@ TRANSITIONS: list[dict[str, Any]] = [
          roles=HANDLER, needs=["result"], notify=["reporter", "grid_workers", "centre"]),
     # When the matter needs on-site checking, only the grid's workers verify (Art. 17, within 24 h).
     dict(trigger="verify_pass", source=[State.handled], dest=State.closed,
-         roles=GRID_WORKERS + CENTRE, onsite_roles=GRID_WORKERS, notify=["reporter", "department"]),
+         roles=FULL_TIME_WORKERS + CENTRE, onsite_roles=FULL_TIME_WORKERS, notify=["reporter", "department"]),
     dict(trigger="verify_fail", source=[State.handled], dest=State.in_progress,
-         roles=GRID_WORKERS + CENTRE, onsite_roles=GRID_WORKERS, needs=["reason"], notify=["department", "centre"]),
+         roles=FULL_TIME_WORKERS + CENTRE, onsite_roles=FULL_TIME_WORKERS, needs=["reason"], notify=["department", "centre"]),
     dict(trigger="resolve_on_spot", source=[State.reported], dest=State.closed,
-         roles=GRID_WORKERS, needs=["result"], notify=["reporter", "centre"]),
+         roles=FULL_TIME_WORKERS, needs=["result"], notify=["reporter", "centre"]),
     dict(trigger="rate", source=[State.closed], dest=None,
          roles=RESIDENT, needs=["rating"], notify=[]),
     dict(trigger="reopen", source=[State.closed], dest=State.accepted,
@@ -87,9 +88,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     dict(trigger="relay_feedback", source=ANY_STATE, dest=None,
          roles=GRID_WORKERS, needs=["note"], notify=["centre", "department"]),
     dict(trigger="comment", source=ANY_STATE, dest=None,
-         roles=OVERSEERS + CENTRE, needs=["note"], notify=[]),
+         roles=GRID_WORKERS + OVERSEERS + CENTRE, needs=["note"], notify=[]),
     dict(trigger="prompt", source=OPEN_STATES, dest=None,
          roles=OVERSEERS, needs=["note"], notify=["department", "grid_workers", "centre"]),
+    # The grid centre writes the public wording of a case for Open311 (never for matters about particular people).
+    dict(trigger="publish", source=ANY_STATE, dest=None,
+         roles=CENTRE, needs=["public_text"], only_if="publishable", notify=[]),
 ]
 
 BY_TRIGGER: dict[str, dict[str, Any]] = {t["trigger"]: t for t in TRANSITIONS}

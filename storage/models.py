@@ -164,7 +164,7 @@ class Matter(Base):
     published_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
 
-    department: Mapped[Department] = relationship()
+    department: Mapped[Department] = relationship(lazy="joined")
 
     @property
     def is_published(self) -> bool:
@@ -196,6 +196,7 @@ class Person(Base):
     home_grid_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))  # the grid they report from or chose
     language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]  # `gridbot person erase`: personal data removed on request
 
     # Not loaded with the person: read them with storage.people when needed.
     identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
@@ -259,6 +260,7 @@ class Case(Base):
         Index("ix_cases_department_state", "department_id", "state"),
         Index("ix_cases_grid_state", "grid_id", "state"),
         Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
+        Index("ix_cases_anonymised_closed", "anonymised_at", "closed_at"),  # the retention job
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -289,6 +291,11 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    # The grid centre's public wording (Open311), set by the `publish` action; never the resident's own text.
+    public_text: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    # When the retention job (or an erasure) removed the personal data of the case.
+    anonymised_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -439,16 +446,30 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(default=lambda: ["read"])  # read | act | report
+    expires_at: Mapped[datetime | None]
 
 
 class CaseView(Base):
     """Every time a member of staff opened a case card (Art. 19: who saw personal data, and when)."""
 
     __tablename__ = "case_views"
+    __table_args__ = (Index("ix_case_views_viewed_at", "viewed_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api | api_list
     viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PeriodicRun(Base):
+    """When a periodic job last started: one instance claims each run (retention, once a day)."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
