@@ -43,7 +43,7 @@ from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Ma
 from storage.timeutil import utcnow
 
 from .api import iso
-from .security import RateLimiter, client_address
+from .security import RateLimiter, client_address, public_base
 
 log = logging.getLogger("gridbot.open311")
 
@@ -321,7 +321,7 @@ class Open311:
 
     async def discovery(self, request: web.Request) -> web.Response:
         self.pace(self.reads, client_address(request))
-        base = (self.runtime.settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+        base = public_base(self.runtime.settings, request)
         data = {
             "changeset": CHANGESET,
             "contact": "Lhasa grid-based service management (拉萨市网格化服务管理)",

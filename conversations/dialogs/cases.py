@@ -7,6 +7,7 @@ import re
 from sqlalchemy import select
 
 from storage import access, cases, grids
+from storage.reading import CaseReading, reading_for
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
@@ -55,20 +56,17 @@ async def show_case(ctx: Context, number: str) -> None:
                 [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
+    reading = reading_for(ctx.person.id, assignments, case)
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
         from .staff import staff_card
 
-        await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
+        await staff_card(ctx, case, assignments, await case_card(ctx, case, reading))
         return
-    ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
+    ctx.say(await case_card(ctx, case, reading), card_buttons(ctx, case))
 
 
-# Notes a reporter may read in their timeline; the rest (comments, prompts, extension reasons,
-# failed checks, relayed feedback) are internal to staff (Art. 19).
-PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen")
-
-
-async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
+async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
+    """The case and its timeline as this reader may read it (storage.reading: internal notes only for staff)."""
     lines = [
         ctx.t("Case {number}", number=case.number),
         ctx.t("Kind: {matter}", matter=case.matter.name(ctx.language)),
@@ -80,14 +78,17 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         lines.append(ctx.t("To be handled by: {time}", time=ctx.time(case.handling_deadline)))
     if case.verification_deadline and case.state == "handled":
         lines.append(ctx.t("To be checked on site by: {time}", time=ctx.time(case.verification_deadline)))
-    if case.result_text:
-        lines.append(ctx.t("Result: {result}", result=case.result_text))
-    if case.rejection_reason:
-        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
+    if reading.result():
+        lines.append(ctx.t("Result: {result}", result=reading.result()))
+    if reading.rejection_reason():
+        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, reading.rejection_reason())))
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}
     for event in await cases.timeline(ctx.session, case.id):
+        seen = reading.event(event)
+        if not seen.shown:
+            continue
         if event.action == "transfer" and event.data.get("department"):
             code = event.data["department"]
             if code not in departments:
@@ -98,10 +99,10 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
-        if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
-            line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
-        elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
-            line += f": {localised_note(ctx, event.note)}"
+        if event.action == "rate" and seen.data.get("rating") in RATING_NAMES:
+            line += f": {ctx.t(RATING_NAMES[seen.data['rating']])}"
+        elif seen.note and event.action != "report":
+            line += f": {localised_note(ctx, seen.note)}"
         lines.append(line)
     return "\n".join(lines)
 
