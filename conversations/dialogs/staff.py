@@ -174,7 +174,7 @@ async def show_audit(ctx: Context, number: str) -> None:
         what = ctx.t("viewed") if entry.kind == "view" else ctx.t("changed")
         lines.append(f"• {ctx.time(entry.at)} · {who} · {role} · {what}")
     if len(entries) > AUDIT_LINES:
-        lines.append(ctx.t("… and {count} earlier entries (gridbot audit export).",
+        lines.append(ctx.t("… and {count} earlier entries.",
                            count=i18n.number(ctx.language, len(entries) - AUDIT_LINES)))
     ctx.say("\n".join(lines), [[ctx.button("Open case {number}", f"case:{case.number}", number=case.number)]])
 
