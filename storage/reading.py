@@ -134,7 +134,8 @@ STAFF_ONLY_STEPS = frozenset({
 })
 # Event data a reader of the step may see whether or not they may read its note: codes and times.
 PLAIN_DATA_KEYS = frozenset({"department", "deadline", "previous_deadline", "centre", "verify_by", "rating", "stage"})
-NOTE_FIELD = {PUBLIC: "note_public", RESIDENT: "note_resident", INTERNAL: "note_internal"}
+# Steps of kind "none" carry no note; should one ever carry one, it is read as internal.
+NOTE_FIELD = {PUBLIC: "note_public", RESIDENT: "note_resident", INTERNAL: "note_internal", NONE: "note_internal"}
 
 COORDINATE_DECIMALS = 3  # about 100 m
 
@@ -320,7 +321,7 @@ class CaseReading:
         staff_only = event.action in STAFF_ONLY_STEPS or event.action not in NOTE_KINDS
         if staff_only and self.level("internal_steps") == Level.hidden:
             return EventReading(False, None, {})
-        note_level = self.level(NOTE_FIELD[kind]) if kind in NOTE_FIELD else Level.full
+        note_level = self.level(NOTE_FIELD[kind])
         data = event.data or {}
         if note_level == Level.full:
             return EventReading(True, event.note, dict(data))
