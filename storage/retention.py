@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, String, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import JSON, Enum, String, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .lifecycle import OPEN_STATES
@@ -262,7 +262,8 @@ async def erase_person(session: AsyncSession, person_id: int, *, now: datetime |
 def _text_columns():
     for table in Base.metadata.sorted_tables:
         for column in table.columns:
-            if isinstance(column.type, (String, Text, JSON)) and not column.primary_key and not column.foreign_keys:
+            if (isinstance(column.type, (String, Text, JSON)) and not isinstance(column.type, Enum)
+                    and not column.primary_key and not column.foreign_keys):
                 yield table, column
 
 
