@@ -316,6 +316,14 @@ class CaseReading:
     def satisfaction_comment(self) -> str | None:
         return self._text("satisfaction_comment", self.case.satisfaction_comment)
 
+    def note_level(self, action: str) -> Level:
+        """How much of the note of an `action` step this reader reads (0 when the step is not theirs to see)."""
+        kind = NOTE_KINDS.get(action, INTERNAL)
+        staff_only = action in STAFF_ONLY_STEPS or action not in NOTE_KINDS
+        if staff_only and self.level("internal_steps") == Level.hidden:
+            return Level.hidden
+        return self.level(NOTE_FIELD[kind])
+
     def event(self, event: CaseEvent) -> EventReading:
         kind = NOTE_KINDS.get(event.action, INTERNAL)
         staff_only = event.action in STAFF_ONLY_STEPS or event.action not in NOTE_KINDS

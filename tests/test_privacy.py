@@ -392,3 +392,29 @@ async def test_person_erase_leaves_no_trace_of_their_phone(demo, monkeypatch, ca
         assert kept.state == "closed" and kept.matter.code == "GM-0301"  # the case and its record stay
         assert len(list(await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)))) == 8
     assert await asyncio.to_thread(main, ["person", "erase", "--person", "nobody-here"]) == 2
+
+
+async def test_notifications_carry_notes_only_as_the_rule_allows(demo):
+    from conversations import notices
+
+    case = await report(demo, matter="GM-0703", description="邻居家疑似传染病")
+    part_timer = await person_id(demo, "demo-parttime-g01")
+    worker = await person_id(demo, "demo-worker-g01")
+    async with demo.begin() as session:
+        for recipient in (part_timer, worker, case.reporter_id):
+            for key, params in [("submit_result.grid_workers", {"result": "已隔离治疗"}),
+                                ("verify_fail.centre", {"reason": "部门内部原因"})]:
+                event = CaseEvent(case_id=case.id, actor_id=None, actor_role="centre_staff", action=key.split(".")[0],
+                                  from_state="reported", to_state="reported", data={})
+                session.add(event)
+                await session.flush()
+                session.add(Notification(case_id=case.id, event_id=event.id, recipient_id=recipient, message_key=key,
+                                         params={"number": case.number, "matter": "GM-0703", **params}))
+    async with demo() as session:
+        rows = list(await session.scalars(select(Notification).where(Notification.case_id == case.id)))
+        texts = {(row.recipient_id, row.message_key): (await notices.render(session, "zh", row)).text for row in rows}
+    assert "已隔离治疗" in texts[(worker, "submit_result.grid_workers")]
+    assert "已隔离治疗" not in texts[(part_timer, "submit_result.grid_workers")]  # a matter about particular people
+    assert "（不予显示）" in texts[(part_timer, "submit_result.grid_workers")]
+    assert "部门内部原因" not in texts[(case.reporter_id, "verify_fail.centre")]  # internal: staff only
+    assert "部门内部原因" in texts[(worker, "verify_fail.centre")]
