@@ -154,6 +154,7 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
 
 
 AUDIT_LINES = 20
+SYSTEM_ACTOR = N_("The system")
 
 
 async def show_audit(ctx: Context, number: str) -> None:
@@ -169,8 +170,8 @@ async def show_audit(ctx: Context, number: str) -> None:
     entries = list(reversed(await audit.case_trail(ctx.session, case)))
     lines = [ctx.t("Who viewed and changed case {number}, newest first:", number=case.number)]
     for entry in entries[:AUDIT_LINES]:
-        who = entry.name or (ctx.t(ROLE_NAMES[entry.role]) if entry.role in ROLE_NAMES else entry.role)
-        role = ctx.t(ROLE_NAMES[entry.role]) if entry.role in ROLE_NAMES else entry.role
+        role = ctx.t(ROLE_NAMES.get(entry.role, SYSTEM_ACTOR))  # the time-limit sweep acts as "system"
+        who = entry.name or role
         what = ctx.t("viewed") if entry.kind == "view" else ctx.t("changed")
         lines.append(f"• {ctx.time(entry.at)} · {who} · {role} · {what}")
     if len(entries) > AUDIT_LINES:
