@@ -94,6 +94,9 @@ assert list(RULE) == FIELDS
 
 # Fields about the reporter as a person: an anonymous report shows them to nobody but the reporter.
 ABOUT_THE_REPORTER = ("reporter_name", "phone")
+# Anonymous reports and patrol findings (often about named residents): the public reads no place
+# beyond the grid and no notes; only a wording the grid centre published.
+PUBLIC_WITHHELD_FOR_PATROL_AND_ANONYMOUS = ("location", "result", "rejection_reason", "note_public")
 
 PUBLIC, RESIDENT, INTERNAL, NONE = "public", "resident", "internal", "none"
 # The kind of note each step carries. Every lifecycle trigger must be listed (a test checks);
@@ -161,10 +164,9 @@ def level(field: str, readers: set[Reader] | frozenset[Reader], case: Case) -> L
         found = cell[1] if about_people else cell[0]
         if case.anonymous and field in ABOUT_THE_REPORTER and reader != Reader.reporter:
             found = Level.hidden
-        if reader == Reader.public and (case.anonymous or case.source != CaseSource.resident_report):
-            # Anonymous reports and patrol findings: the public sees no place beyond the grid.
-            if field == "location":
-                found = Level.hidden
+        if reader == Reader.public and field in PUBLIC_WITHHELD_FOR_PATROL_AND_ANONYMOUS and (
+                case.anonymous or case.source != CaseSource.resident_report):
+            found = Level.hidden
         best = max(best, found)
     return best
 

@@ -20,6 +20,7 @@ from conversations.protocol import Inbound
 from storage import api_tokens, audit, retention
 from storage.cases import CaseStore
 from storage.models import (
+    CaseSource,
     ApiToken,
     Attachment,
     Base,
@@ -418,3 +419,56 @@ async def test_notifications_carry_notes_only_as_the_rule_allows(demo):
     assert "（不予显示）" in texts[(part_timer, "submit_result.grid_workers")]
     assert "部门内部原因" not in texts[(case.reporter_id, "verify_fail.centre")]  # internal: staff only
     assert "部门内部原因" in texts[(worker, "verify_fail.centre")]
+
+
+async def test_two_instances_claim_the_daily_run_once(demo):
+    """Two instances at the same moment: one runs the day's retention, the other does not."""
+    from storage.db import writing
+
+    async def claim(at):
+        async with demo.begin() as session:
+            await writing(session)
+            claimed = await retention.claim_daily(session, "retention", at)
+            await asyncio.sleep(0.05)  # hold the claim open while the other instance tries
+            return claimed
+
+    now = utcnow()
+    assert sorted(await asyncio.gather(claim(now), claim(now))) == [False, True]
+    assert sorted(await asyncio.gather(claim(now + timedelta(days=1)), claim(now + timedelta(days=1)))) == [False, True]
+
+
+async def test_the_server_runs_the_retention_job(demo):
+    from bot.server import retention_daily
+    from storage.models import PeriodicRun
+
+    case = await close(demo, await report(demo, now=utcnow() - timedelta(days=40)), now=utcnow() - timedelta(days=40))
+    runtime = Runtime(Settings(retention_days=30), demo.kw["bind"], demo, Engine(demo))
+    stop = asyncio.Event()
+    task = asyncio.create_task(retention_daily(runtime, stop, every=0.05))
+    for _ in range(100):
+        async with demo() as session:
+            run = await session.get(PeriodicRun, "retention")
+            if run is not None and run.finished_at is not None:
+                break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert run.summary["cases"] == 1
+    async with demo() as session:
+        assert (await session.get(Case, case.id)).contact_phone is None
+
+
+async def test_patrol_findings_and_anonymous_reports_show_the_public_no_notes(demo, aiohttp_client):
+    client = await make_client(demo, aiohttp_client)
+    worker = await person_id(demo, "demo-worker-g01")
+    patrol = await report(demo, "demo-worker-g01", source=CaseSource.worker_patrol, concerned_residents="李某",
+                          contact_phone=None, description="李某家门口路灯坏")
+    await CaseStore(demo).act(patrol.number, worker, "resolve_on_spot", result="已为李某家修好路灯")
+    anonymous = await report(demo, anonymous=True, description="路灯不亮")
+    centre = await person_id(demo, "demo-centre-gesang")
+    await CaseStore(demo).act(anonymous.number, centre, "reject", reason="李某已上报过")
+    rows = {r["service_request_id"]: r for r in await (await client.get("/open311/v2/requests.json")).json()}
+    for case in (patrol, anonymous):
+        row = rows[case.number]
+        assert row["status"] == "closed" and row["status_notes"] is None and row["lat"] is None, row
+    assert "李某" not in json.dumps(rows, ensure_ascii=False)
