@@ -472,3 +472,50 @@ async def test_patrol_findings_and_anonymous_reports_show_the_public_no_notes(de
         row = rows[case.number]
         assert row["status"] == "closed" and row["status_notes"] is None and row["lat"] is None, row
     assert "李某" not in json.dumps(rows, ensure_ascii=False)
+
+
+async def test_every_demo_account_reads_a_real_flow_only_as_allowed(demo, aiohttp_client):
+    """From outside, a token for every demo account, on a case taken through the real flow with internal notes."""
+    client = await make_client(demo, aiohttp_client)
+    case = await report(demo)
+    store = CaseStore(demo)
+    ids = {w: await person_id(demo, w) for w in ("demo-centre-gesang", "demo-handler-urban-management",
+                                                 "demo-worker-g01", "demo-chief-langsai", "demo-parttime-g01")}
+    internal = ["INTERNAL-受理备注", "INTERNAL-留言：上报人脾气大", "INTERNAL-核查不合格：灯仍不亮", "INTERNAL-督促"]
+    steps = [("demo-centre-gesang", "accept", {"note": internal[0]}),
+             ("demo-centre-gesang", "comment", {"note": internal[1]}),
+             ("demo-centre-gesang", "transfer", {"department": "urban_management"}),
+             ("demo-handler-urban-management", "start_handling", {}),
+             ("demo-handler-urban-management", "submit_result", {"result": "已更换灯泡"}),
+             ("demo-worker-g01", "verify_fail", {"reason": internal[2]}),
+             ("demo-chief-langsai", "prompt", {"note": internal[3]}),
+             ("demo-handler-urban-management", "submit_result", {"result": "已更换线路"})]
+    for who, trigger, inputs in steps:
+        await store.act(case.number, ids[who], trigger, **inputs)
+    # A part-time worker may not verify or close, whatever the matter.
+    part_timer = await token(demo, "demo-parttime-g01")
+    for trigger in ("verify_pass", "verify_fail"):
+        response = await client.post(f"/api/cases/{case.number}/actions/{trigger}", headers=bearer(part_timer),
+                                     json={"reason": "x"} if trigger == "verify_fail" else {})
+        assert response.status == 403, trigger
+    async with demo() as session:
+        web_ids = list(await session.scalars(select(Identity.external_id).where(Identity.platform == "web",
+                                                                               Identity.external_id.like("demo-%"))))
+    assert len(web_ids) >= 19
+    for web_id in web_ids:
+        secret = await token(demo, web_id)
+        listing = await (await client.get("/api/cases", headers=bearer(secret))).text()
+        detail = await client.get(f"/api/cases/{case.number}", headers=bearer(secret))
+        text = listing + await detail.text()
+        if web_id.startswith("demo-resident"):
+            for note in internal:
+                assert note not in text, (web_id, note)
+            if web_id == "demo-resident-zh":
+                body = await detail.json()
+                assert [e["action"] for e in body["timeline"]] == [
+                    "report", "accept", "transfer", "start_handling", "submit_result", "verify_fail", "submit_result"]
+                assert body["result"] == "已更换线路"
+        elif detail.status == 200:
+            assert all(note in text for note in internal), web_id  # staff in scope read the internal notes
+        else:
+            assert detail.status == 404 and case.number not in listing, web_id
