@@ -206,6 +206,8 @@ async def act(
     if role is None:
         if not access.can_view(actor_id, assignments, case):
             raise CaseNotFound("no such case", ref=str(ref))  # never confirm a case exists
+        if trigger == "publish" and not access.GUARDS["publishable"](case):
+            raise NotPermitted("cases about particular people are never published", action=trigger)
         raise NotPermitted(f"your role may not {trigger} this case", action=trigger)
 
     if trigger == "escalate":

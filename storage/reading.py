@@ -148,11 +148,6 @@ def sensitive(case: Case) -> bool:
     return about_particular_people(case.matter)
 
 
-def publishable(case: Case) -> bool:
-    """May the grid centre publish wording of this case? Never for matters about particular people."""
-    return not sensitive(case)
-
-
 def level(field: str, readers: set[Reader] | frozenset[Reader], case: Case) -> Level:
     """How much of `field` these readers read of this case: the most any of them may."""
     if field not in RULE:
