@@ -15,6 +15,7 @@ Core UPDATE statements (the ORM guard on CaseEvent stays for every other change)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ log = logging.getLogger("gridbot.retention")
 
 DEFAULT_RETENTION_DAYS = 365
 REPLIES_KEPT = timedelta(days=2)  # a redelivered update needs its answer for a day at most
+DRAFTS_KEPT = timedelta(days=2)  # an unfinished report is offered again for 24 hours
 SEEN_INBOX_KEPT = timedelta(days=30)
 NOTIFICATION_KEYS = frozenset({"number", "matter"}) | PLAIN_DATA_KEYS
 ERASED = "[erased]"
@@ -74,6 +76,7 @@ class Removed:
     identities: int = 0
     messages: int = 0
     replies: int = 0
+    drafts: int = 0
     texts: int = 0
     numbers: list[str] = field(default_factory=list)
 
@@ -180,6 +183,12 @@ async def anonymise_expired(session: AsyncSession, *, now: datetime | None = Non
         .execution_options(synchronize_session=False)
     )
     removed.messages += result.rowcount or 0
+    # Drafts are dropped lazily at the person's next message; someone who never comes back keeps none.
+    result = await session.execute(
+        update(DialogState).where(DialogState.draft_saved_at < now - DRAFTS_KEPT)
+        .values(draft=None, draft_saved_at=None).execution_options(synchronize_session=False)
+    )
+    removed.drafts += result.rowcount or 0
     await session.flush()
     return removed
 
@@ -254,9 +263,24 @@ async def erase_person(session: AsyncSession, person_id: int, *, now: datetime |
                                                        RoleAssignment.revoked_at.is_(None))
                           .values(revoked_at=now).execution_options(synchronize_session=False))
     await session.flush()
-    for phone in sorted(phones, key=len, reverse=True):
+    for phone in sorted({v for p in phones for v in spellings(p)}, key=len, reverse=True):
         removed.texts += await scrub_everywhere(session, phone)
     return removed
+
+
+_TIBETAN_DIGITS = str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩")
+
+
+def spellings(phone: str) -> set[str]:
+    """The ways a stored phone number may have been typed elsewhere: grouped, with +86, in Tibetan digits."""
+    digits = "".join(c for c in phone if c.isdigit())
+    found = {phone.strip(), digits}
+    if len(digits) == 11:
+        for sep in (" ", "-"):
+            found.add(sep.join((digits[:3], digits[3:7], digits[7:])))
+        found.add("+86" + digits)
+    found |= {s.translate(_TIBETAN_DIGITS) for s in list(found)}
+    return {s for s in found if s}
 
 
 def _text_columns():
@@ -272,18 +296,20 @@ async def scrub_everywhere(session: AsyncSession, needle: str) -> int:
     if len(needle) < 5:
         return 0
     postgres = session.bind.dialect.name == "postgresql"
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     changed = 0
     for table, column in _text_columns():
         is_json = isinstance(column.type, JSON)
-        as_text = cast(column, Text) if is_json else column
-        replaced = func.replace(as_text, needle, ERASED)
-        value = cast(replaced, JSON) if is_json and postgres else replaced
-        if isinstance(column.type, String) and column.type.length:
-            value = func.substr(value, 1, column.type.length) if not is_json else value
-        result = await session.execute(
-            update(table).where(as_text.like(pattern, escape="\\")).values({column.name: value})
-            .execution_options(synchronize_session=False)
-        )
-        changed += result.rowcount or 0
+        # JSON is stored with non-ASCII characters escaped (Tibetan digits as \u0f21…).
+        for form in ({needle, json.dumps(needle)[1:-1]} if is_json else {needle}):
+            pattern = "%" + form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            as_text = cast(column, Text) if is_json else column
+            replaced = func.replace(as_text, form, ERASED)
+            value = cast(replaced, JSON) if is_json and postgres else replaced
+            if isinstance(column.type, String) and column.type.length and not is_json:
+                value = func.substr(value, 1, column.type.length)
+            result = await session.execute(
+                update(table).where(as_text.like(pattern, escape="\\")).values({column.name: value})
+                .execution_options(synchronize_session=False)
+            )
+            changed += result.rowcount or 0
     return changed

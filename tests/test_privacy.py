@@ -318,6 +318,9 @@ async def test_retention_job_anonymises_closed_cases_once_and_keeps_the_record(d
     old = await close(demo, old, now=long_ago)
     recent = await close(demo, await report(demo))
     still_open = await report(demo, now=long_ago)
+    drafter = await person_id(demo, "demo-resident-bo")
+    async with demo.begin() as session:
+        session.add(DialogState(person_id=drafter, data={}, draft={"phone": PHONE}, draft_saved_at=now - timedelta(days=20)))
 
     async with demo.begin() as session:
         removed = await retention.anonymise_expired(session, now=now, retention_days=365, attachments_dir=str(tmp_path))
@@ -339,6 +342,7 @@ async def test_retention_job_anonymises_closed_cases_once_and_keeps_the_record(d
             assert PHONE not in json.dumps(table_row.params)
         assert (await session.get(Case, recent.id)).contact_phone == PHONE
         assert (await session.get(Case, still_open.id)).contact_phone == PHONE
+        assert (await session.get(DialogState, drafter)).draft is None  # a draft left for weeks is gone
     # Done once: a second run finds nothing.
     async with demo.begin() as session:
         assert (await retention.anonymise_expired(session, now=now, retention_days=365)).cases == 0
@@ -379,11 +383,14 @@ async def test_person_erase_leaves_no_trace_of_their_phone(demo, monkeypatch, ca
     # A member of staff kept the number in an internal note of another case too.
     other = await report(demo, "demo-resident-bo", contact_phone=None, description="路灯不亮")
     centre = await person_id(demo, "demo-centre-gesang")
-    await CaseStore(demo).act(other.number, centre, "comment", note=f"参见王芳的事件，电话{PHONE}")
+    await CaseStore(demo).act(other.number, centre, "comment", note=f"参见王芳的事件，电话{PHONE}，又名139 1234 5678")
+    await CaseStore(demo).act(other.number, centre, "comment", note="藏文：༡༣༩༡༢༣༤༥༦༧༨")
     assert await asyncio.to_thread(main, ["person", "erase", "--person", "demo-resident-zh"]) == 0
     out = capsys.readouterr().out
     assert "anonymised 1 case(s)" in out and case.number in out
-    leftovers = [v for v in await text_values(demo) if PHONE in v or PHONE[-8:] in v]
+    leftovers = [v for v in await text_values(demo)
+                 if PHONE in v or PHONE[-8:] in v or "1234 5678" in v or "༡༢༣༤༥༦༧༨" in v
+                 or json.dumps("༡༢༣༤༥༦༧༨")[1:-1] in v]
     assert leftovers == []
     async with demo() as session:
         person = await session.get(Person, resident)
