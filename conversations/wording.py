@@ -36,6 +36,7 @@ ACTION_NAMES = {
     "relay_feedback": N_("Feedback from the resident, relayed by the grid worker"),
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
+    "publish": N_("The grid centre published a wording for the public"),
 }
 
 ROLE_NAMES = {

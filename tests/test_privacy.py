@@ -526,3 +526,18 @@ async def test_every_demo_account_reads_a_real_flow_only_as_allowed(demo, aiohtt
             assert all(note in text for note in internal), web_id  # staff in scope read the internal notes
         else:
             assert detail.status == 404 and case.number not in listing, web_id
+
+
+async def test_the_resident_reads_the_published_step_in_their_language(demo):
+    from conversations.i18n import translate
+
+    case = await report(demo, "demo-resident-bo")
+    await CaseStore(demo).act(case.number, await person_id(demo, "demo-centre-gesang"), "publish",
+                              public_text="朗赛路北段路灯不亮")
+    async with demo.begin() as session:
+        (await session.get(Person, case.reporter_id)).language_chosen = True
+    sender = Sender(platform="web", external_id="demo-resident-bo", chat_id="demo-resident-bo")
+    replies = await Engine(demo).handle(sender, Inbound.press(f"case:{case.number}"))
+    text = replies[0].text
+    assert translate("bo", "The grid centre published a wording for the public") in text
+    assert "publish" not in text
