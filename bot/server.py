@@ -54,6 +54,40 @@ async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) ->
             pass
 
 
+async def retention_daily(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
+    """Once a day, across all instances: anonymise the cases past GRIDBOT_RETENTION_DAYS (storage.retention)."""
+    from storage import retention
+    from storage.db import writing
+
+    settings = runtime.settings
+    while not stop.is_set():
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                await writing(session)
+                claimed = await retention.claim_daily(session, "retention")
+            if claimed:
+                total: dict[str, int] = {}
+                while not stop.is_set():
+                    async with runtime.sessionmaker.begin() as session:
+                        await writing(session)
+                        removed = await retention.anonymise_expired(
+                            session, retention_days=settings.retention_days, attachments_dir=settings.attachments_dir)
+                    for key, value in removed.as_dict().items():
+                        total[key] = total.get(key, 0) + value
+                    if removed.cases < retention.BATCH:
+                        break
+                async with runtime.sessionmaker.begin() as session:
+                    await writing(session)
+                    await retention.finish_daily(session, "retention", total)
+                log.info("retention: %s", total)
+        except Exception:
+            log.exception("the retention job failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     from .web.app import create_app
 
@@ -90,7 +124,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     log.info("serving on http://%s:%s/", settings.host, settings.port)
     print(f"gridbot is running: open http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
 
-    tasks = []
+    tasks = [asyncio.create_task(retention_daily(runtime, stop), name="retention")]
     if settings.dispatcher:
         dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
         runtime.dispatcher = dispatcher

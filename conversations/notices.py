@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Department, Matter, Notification
+from storage.models import Case, Department, Matter, Notification
+from storage.people import active_roles
+from storage.reading import Level, mask_personal_data, reading_for
 
 from . import i18n
 from .i18n import N_
@@ -58,11 +60,30 @@ NOTICES = {
     "prompt.grid_workers": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),
 }
+NOT_SHOWN = N_("(not shown)")
+NOTE_PARAMS = ("reason", "result", "note")  # what people typed along a step: read by the reading rule
+
+
+async def readable_params(session: AsyncSession, notification: Notification, params: dict) -> dict:
+    """The step's notes as the recipient may read them (storage.reading), at the time of sending."""
+    if not any(params.get(k) for k in NOTE_PARAMS):
+        return params
+    case = await session.get(Case, notification.case_id)
+    if case is None:
+        return params
+    reading = reading_for(notification.recipient_id, await active_roles(session, notification.recipient_id), case)
+    level = reading.note_level(notification.message_key.partition(".")[0])
+    for key in NOTE_PARAMS:
+        if params.get(key) and level == Level.hidden:
+            params[key] = None
+        elif params.get(key) and level == Level.masked:
+            params[key] = mask_personal_data(params[key])
+    return params
 
 
 async def render(session: AsyncSession, language: str, notification: Notification) -> Reply:
     """The notification as a message in `language`, with a button to open the case."""
-    params = dict(notification.params)
+    params = await readable_params(session, notification, dict(notification.params))
     matter = await session.scalar(select(Matter).where(Matter.code == params.get("matter")))
     params["matter"] = matter.name(language) if matter else params.get("matter", "")
     if params.get("department"):
@@ -82,7 +103,9 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     if template is None:
         template = N_("There is news about case {number}.")
     wanted = i18n.placeholders(template)
-    text = i18n.translate(language, template, **{k: params.get(k, "") for k in wanted})
+    hidden = i18n.translate(language, NOT_SHOWN)
+    text = i18n.translate(language, template, **{k: hidden if params.get(k, "") is None else params.get(k, "")
+                                                  for k in wanted})
     buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
     if notification.message_key == "reject.reporter":
         advice, follow = next_steps_after_rejection(language, stored_reason)

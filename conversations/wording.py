@@ -46,6 +46,7 @@ ACTION_NAMES = {
     "relay_feedback": N_("Feedback from the resident, relayed by the grid worker"),
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
+    "publish": N_("The grid centre published a wording for the public"),
 }
 
 ROLE_NAMES = {
@@ -81,8 +82,7 @@ RETURN_REASONS = {
     "overlapping_duties": N_("Overlapping duties"),
     "not_our_duty": N_("Not this department's duty"),
 }
-# Steps whose lines a resident does not see in the timeline: internal to staff (Art. 19).
-STAFF_ONLY_ACTIONS = ("remind", "request_extension", "refuse_extension", "verification_overdue")
+
 
 RATING_NAMES = {
     "satisfied": N_("Satisfied"),

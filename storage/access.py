@@ -10,7 +10,6 @@ from .timeutil import utcnow
 
 GRID_ROLES = (Role.grid_worker, Role.grid_worker_part_time, Role.grid_chief, Role.grid_instructor)
 
-
 def covers(assignment: RoleAssignment, case: Case) -> bool:
     """Does this role assignment's scope include the case?"""
     role = assignment.role
@@ -59,22 +58,3 @@ def allowed_actions(person_id: int, assignments: list[RoleAssignment], case: Cas
         t for t in triggers_from(case.state)
         if acting_role(person_id, assignments, case, t) is not None and refused_guard(t, case, now) is None
     ]
-
-
-def sees_phone(assignments: list[RoleAssignment], case: Case) -> bool:
-    """Only the grid's workers and the handling department need the reporter's phone."""
-    for assignment in assignments:
-        if assignment.role in (Role.grid_worker, Role.grid_worker_part_time) and covers(assignment, case):
-            return True
-        if assignment.role == Role.department_handler and covers(assignment, case):
-            return True
-    return False
-
-
-def mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

@@ -270,7 +270,8 @@ async def _step(session, case: Case, actor_id, role: str, trigger: str, inputs: 
         await deadlines.drop_milestones(session, case)
     params.pop("_deadline", None)
     note = inputs.get("note") if trigger == "return_to_centre" else (
-        inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment"))
+        inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
+        or inputs.get("public_text"))
     event = await _record(session, case, actor_id, role, trigger, from_state, to_state, note, params, now, flush=not system)
     for photo in photos:
         session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
@@ -391,6 +392,12 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         params["reason"] = inputs["reason"]
     elif trigger in ("comment", "prompt", "relay_feedback"):
         params["note"] = inputs["note"]
+    elif trigger == "publish":
+        text = str(inputs["public_text"]).strip()
+        if len(text) > MAX_DESCRIPTION:
+            raise InvalidInput("public text too long", field="public_text", limit=MAX_DESCRIPTION)
+        case.public_text = text
+        case.published_at = now
     elif trigger in lifecycle.SYSTEM_TRIGGERS:
         stage = stage_of(case.state)
         params.update(stage=stage.name, deadline=_iso(getattr(case, stage.deadline_field)))

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from transitions import Machine, MachineError
 
+from .matters import about_particular_people
 from .models import Role
 
 
@@ -45,6 +46,7 @@ OPEN_STATES = [s for s in STATES if s not in CLOSED_STATES]
 HANDLING = [State.transferred, State.in_progress]
 
 GRID_WORKERS = (Role.grid_worker, Role.grid_worker_part_time)
+FULL_TIME_WORKERS = (Role.grid_worker,)  # 专职: part-time workers (兼职) assist, they do not verify or close (Art. 13)
 CENTRE = (Role.centre_staff,)
 HANDLER = (Role.department_handler,)
 OVERSEERS = (Role.grid_chief, Role.grid_instructor)
@@ -95,12 +97,13 @@ TRANSITIONS: list[dict[str, Any]] = [
          roles=HANDLER, needs=["result"], notify=["reporter", "grid_workers", "centre"], starts="verify"),
     # When the matter needs on-site checking, only the grid's workers verify (Art. 17, within 24 h).
     dict(trigger="verify_pass", source=[State.handled], dest=State.closed,
-         roles=GRID_WORKERS + CENTRE, onsite_roles=GRID_WORKERS, notify=["reporter", "department"], starts="rate"),
+         roles=FULL_TIME_WORKERS + CENTRE, onsite_roles=FULL_TIME_WORKERS, notify=["reporter", "department"],
+         starts="rate"),
     dict(trigger="verify_fail", source=[State.handled], dest=State.in_progress,
-         roles=GRID_WORKERS + CENTRE, onsite_roles=GRID_WORKERS, needs=["reason"], notify=["department", "centre"],
+         roles=FULL_TIME_WORKERS + CENTRE, onsite_roles=FULL_TIME_WORKERS, needs=["reason"], notify=["department", "centre"],
          starts="handle"),  # rework gets the matter's time limit again
     dict(trigger="resolve_on_spot", source=[State.reported], dest=State.closed,
-         roles=GRID_WORKERS, needs=["result"], notify=["reporter", "centre"], starts="rate"),
+         roles=FULL_TIME_WORKERS, needs=["result"], notify=["reporter", "centre"], starts="rate"),
     dict(trigger="withdraw", source=[State.reported, State.accepted, State.joint_meeting, State.transferred],
          dest=State.withdrawn, roles=RESIDENT, optional=["reason"], notify=["centre", "department"]),
     dict(trigger="rate", source=[State.closed], dest=None,
@@ -111,9 +114,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     dict(trigger="relay_feedback", source=ANY_STATE, dest=None,
          roles=GRID_WORKERS, needs=["note"], notify=["centre", "department"]),
     dict(trigger="comment", source=ANY_STATE, dest=None,
-         roles=OVERSEERS + CENTRE, needs=["note"], notify=[]),
+         roles=GRID_WORKERS + OVERSEERS + CENTRE, needs=["note"], notify=[]),
     dict(trigger="prompt", source=OPEN_STATES, dest=None,
          roles=OVERSEERS, needs=["note"], notify=["department", "grid_workers", "centre"]),
+    # The grid centre writes the public wording of a case for Open311 (never for matters about particular people).
+    dict(trigger="publish", source=ANY_STATE, dest=None,
+         roles=CENTRE, needs=["public_text"], guards=["publishable"], notify=[]),
     # Milestones of a stage's time limit, fired by the supervision sweep (storage.supervision).
     dict(trigger="remind", source=[State.reported, *HANDLING, State.handled], dest=None,
          roles=SYSTEM, notify=["holder"]),
@@ -172,6 +178,7 @@ GUARDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "before_deadline": (
         lambda case, now: case.handling_deadline is None or now < case.handling_deadline, "deadline_passed"),
     "extensions_left": (lambda case, now: (case.extension_count or 0) < max_extensions(), "too_many_extensions"),
+    "publishable": (lambda case, now: not about_particular_people(case.matter), "not_publishable"),
 }
 
 

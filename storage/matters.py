@@ -105,6 +105,19 @@ def rank(listed: list[Matter], text: str) -> list[tuple[float, Matter]]:
     scored.sort(key=lambda pair: (-pair[0], pair[1].code))
     return scored
 
+# Matters about particular people (Art. 21: base data on people, disputes, vulnerable groups,
+# public health, policy questions about one's own situation) and matters of public security:
+# their cases are never published, and part-time grid workers do not read their details.
+SENSITIVE_WORK_KINDS = frozenset({"base_data", "dispute", "vulnerable_groups", "public_health", "policy_outreach"})
+SENSITIVE_DEPARTMENTS = frozenset({"public_security"})
+
+
+def about_particular_people(matter: Matter) -> bool:
+    department = matter.department
+    return matter.work_kind in SENSITIVE_WORK_KINDS or (
+        department is not None and department.code in SENSITIVE_DEPARTMENTS
+    )
+
 
 async def published_matters(session: AsyncSession) -> list[Matter]:
     rows = await session.scalars(select(Matter).where(Matter.withdrawn_at.is_(None)).order_by(Matter.code))

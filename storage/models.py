@@ -172,7 +172,7 @@ class Matter(Base):
     published_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
 
-    department: Mapped[Department] = relationship()
+    department: Mapped[Department] = relationship(lazy="joined")
 
     @property
     def is_published(self) -> bool:
@@ -204,6 +204,7 @@ class Person(Base):
     home_grid_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))  # the grid they report from or chose
     language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]  # `gridbot person erase`: personal data removed on request
 
     # Not loaded with the person: read them with storage.people when needed.
     identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
@@ -279,6 +280,7 @@ class Case(Base):
         # The supervision sweep's passed deadlines: one partial index per stage (lifecycle.STAGES).
         *(Index(f"ix_cases_{field}_open", field, postgresql_where=text(where), sqlite_where=text(where))
           for field, where in DEADLINE_INDEXES.items()),
+        Index("ix_cases_anonymised_closed", "anonymised_at", "closed_at"),  # the retention job
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -316,6 +318,11 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    # The grid centre's public wording (Open311), set by the `publish` action; never the resident's own text.
+    public_text: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    # When the retention job (or an erasure) removed the personal data of the case.
+    anonymised_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -495,18 +502,21 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(default=lambda: ["read"])  # read | act | report
+    expires_at: Mapped[datetime | None]
 
 
 class CaseView(Base):
     """Every time a member of staff opened a case card (Art. 19: who saw personal data, and when)."""
 
     __tablename__ = "case_views"
+    __table_args__ = (Index("ix_case_views_viewed_at", "viewed_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api | api_list
     viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -537,3 +547,12 @@ class WeChatFollower(Base):
     menu_serial: Mapped[int] = mapped_column(Integer, default=0)
     menus: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[serial, [button data, …]], …], newest last
     menu_language: Mapped[str | None] = mapped_column(String(8))  # the language tag set on WeChat
+class PeriodicRun(Base):
+    """When a periodic job last started: one instance claims each run (retention, once a day)."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)

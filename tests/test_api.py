@@ -317,11 +317,12 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
     assert seen["timeline"][1]["note"] == "已受理" and seen["timeline"][1]["by_you"] is True
     for moment in [seen["created_at"], seen["updated_at"]] + [e["at"] for e in seen["timeline"]]:
         assert ISO_WITH_OFFSET.match(moment), moment
-    assert [a["action"] for a in seen["allowed_actions"]] == ["escalate", "refer_to_joint_meeting", "transfer", "comment"]
+    assert [a["action"] for a in seen["allowed_actions"]] == ["escalate", "refer_to_joint_meeting", "transfer", "comment", "publish"]
     transfer = next(a for a in seen["allowed_actions"] if a["action"] == "transfer")
     assert transfer == {"action": "transfer", "role": "centre_staff", "needs": ["department"], "optional": ["note"]}
 
-    assert (await worker.get(f"/api/cases/{case.number}"))["reporter"] == {"phone": PHONE, "phone_masked": False}
+    reporter = (await worker.get(f"/api/cases/{case.number}"))["reporter"]
+    assert reporter == {"phone": PHONE, "phone_masked": False, "name": "孙小红（演示）"}  # the grid's worker contacts them
     own = await resident.get(f"/api/cases/{case.number}")
     assert own["reporter"]["phone"] == PHONE and own["reported_by_you"] is True
     assert [a["action"] for a in own["allowed_actions"]] == ["withdraw"]  # before handling starts
@@ -329,11 +330,11 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
         body = await who.get(f"/api/cases/{anonymous.number}")
         assert body["reporter"] is None and body["anonymous"] is True and body["reported_by_you"] is False
 
-    # No staff or resident names anywhere in what the API returns.
+    # No staff names anywhere in what the API returns, and the reporter's name only for those who contact them.
     async with sessionmaker() as session:
         display_names = [p.display_name for p in await session.scalars(select(Person)) if p.display_name]
-    text = json.dumps(seen, ensure_ascii=False) + json.dumps(own, ensure_ascii=False)
-    assert not [n for n in display_names if n in text]
+    assert not [n for n in display_names if n in json.dumps(seen, ensure_ascii=False)]
+    assert not [n for n in display_names if n != "孙小红（演示）" and n in json.dumps(own, ensure_ascii=False)]
 
     async with sessionmaker() as session:
         views = list(await session.scalars(select(CaseView).order_by(CaseView.id)))
@@ -345,11 +346,14 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
         (anonymous.id, "centre_staff", "api"),
         (anonymous.id, "grid_worker", "api"),
     ]
-    # Listing and looking at the actions are not reads of the case card.
+    # A staff list is a read of every case it shows (Art. 19); looking at the actions is not.
     await centre.get("/api/cases")
     await centre.get(f"/api/cases/{case.number}/actions")
+    await resident.get("/api/cases")  # the reporter reading their own list is no staff read
     async with sessionmaker() as session:
-        assert len(list(await session.scalars(select(CaseView)))) == len(views)
+        listed = list(await session.scalars(select(CaseView).where(CaseView.id > views[-1].id)))
+    assert sorted((v.case_id, v.role, v.channel) for v in listed) == sorted(
+        [(case.id, "centre_staff", "api_list"), (anonymous.id, "centre_staff", "api_list")])
 
 
 async def test_concerned_residents_only_for_those_who_need_them(client):
@@ -373,7 +377,7 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
     path = f"/api/cases/{case.number}/actions"
 
     actions = await centre.get(path)
-    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment"]
+    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment", "publish"]
     assert [a["action"] for a in (await resident.get(path))["actions"]] == ["withdraw"]
 
     answer = await centre.post(f"{path}/accept")

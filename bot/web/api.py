@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage import access, api_tokens, cases, deadlines, queries
+from storage import access, api_tokens, audit, cases, deadlines, queries
 from storage.db import writing
 from storage.lifecycle import (
     BY_TRIGGER,
@@ -38,6 +38,7 @@ from storage.lifecycle import (
 )
 from storage.models import Case, CaseEvent, CaseSource, CaseView, Matter, Node, NodeLevel, Person, Role, RoleAssignment
 from storage.people import active_roles
+from storage.reading import CaseReading, Reader, reading_for
 from storage.timeutil import local, utcnow
 
 from .security import RateLimiter
@@ -53,7 +54,7 @@ MAX_BODY = 64 * 1024
 # the client: the store finds the centre one level up.
 INPUT_TYPES: dict[str, type] = {
     "reason": str, "result": str, "department": str, "hours": int, "working_days": int, "deadline": str,
-    "rating": str, "comment": str, "note": str,
+    "rating": str, "comment": str, "note": str, "public_text": str,
 }
 SERVER_INPUTS = {"next_centre"}
 
@@ -144,8 +145,9 @@ def names(thing) -> dict[str, str] | None:
     return {"code": thing.code, "name_zh": thing.name_zh, "name_bo": thing.name_bo}
 
 
-def case_summary(case: Case, person_id: int) -> dict[str, Any]:
-    """What a list row shows: no reporter, no location."""
+def case_summary(case: Case, person_id: int, reading: CaseReading) -> dict[str, Any]:
+    """What a list row shows: no reporter, no location; the description as the reading rule allows."""
+    description = reading.description()
     return {
         "number": case.number,
         "state": case.state,
@@ -154,7 +156,8 @@ def case_summary(case: Case, person_id: int) -> dict[str, Any]:
         "grid": names(case.grid),
         "centre": {**names(case.centre_node), "level": case.centre_node.level.value},
         "department": names(case.department),
-        "description": case.description,
+        "description": description,
+        "description_withheld": description is None,
         "description_language": case.description_language,
         "anonymous": case.anonymous,
         "reported_by_you": case.reporter_id == person_id,
@@ -180,8 +183,11 @@ def deadline_view(case: Case) -> dict[str, Any] | None:
     return {"stage": current[0], "due": iso(current[1]), "overdue": deadlines.is_overdue(case, utcnow())}
 
 
-def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
-    """One line of the timeline: the role that acted, never the person's name."""
+def event_view(event: CaseEvent, person_id: int, reading: CaseReading) -> dict[str, Any] | None:
+    """One line of the timeline: the role that acted, never the person's name; notes as the rule allows."""
+    seen = reading.event(event)
+    if not seen.shown:
+        return None
     return {
         "at": iso(event.created_at),
         "actor_role": event.actor_role,
@@ -189,8 +195,8 @@ def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
         "action": event.action,
         "from_state": event.from_state,
         "to_state": event.to_state,
-        "note": event.note,
-        "data": event.data or {},
+        "note": seen.note,
+        "data": seen.data,
     }
 
 
@@ -216,32 +222,41 @@ def actions_view(person_id: int, assignments: list[RoleAssignment], case: Case) 
     return result
 
 
-def reporter_view(person_id: int, assignments: list[RoleAssignment], case: Case) -> dict[str, Any] | None:
-    """The reporter's contact: never for an anonymous report; the phone in full only for those who need it."""
-    if case.anonymous:
+def reporter_view(case: Case, reading: CaseReading, name: str | None) -> dict[str, Any] | None:
+    """The reporter's contact: never for an anonymous report; phone and name as the reading rule allows."""
+    if case.anonymous and not reading.readers & {Reader.reporter}:
         return None
-    full = case.reporter_id == person_id or access.sees_phone(assignments, case)
-    phone = case.contact_phone
-    return {"phone": phone if full else access.mask_phone(phone), "phone_masked": bool(phone) and not full}
+    phone, masked = reading.phone()
+    view: dict[str, Any] = {"phone": phone, "phone_masked": masked}
+    shown_name = reading.reporter_name(name)
+    if shown_name:
+        view["name"] = shown_name
+    return view
 
 
-def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment]) -> dict[str, Any]:
-    full = case.reporter_id == person_id or access.sees_phone(assignments, case)
+def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment],
+                reporter_name: str | None = None) -> dict[str, Any]:
+    reading = reading_for(person_id, assignments, case)
+    latitude, longitude = reading.location()
+    timeline = [e for e in (event_view(e, person_id, reading) for e in events) if e is not None]
     return {
-        **case_summary(case, person_id),
-        "location": {"latitude": case.latitude, "longitude": case.longitude, "address": case.address},
-        "reporter": reporter_view(person_id, assignments, case),
-        "concerned_residents": case.concerned_residents if full else None,
-        "result": case.result_text,
-        "rejection_reason": case.rejection_reason,
+        **case_summary(case, person_id, reading),
+        "location": {"latitude": latitude, "longitude": longitude, "address": reading.address()},
+        "reporter": reporter_view(case, reading, reporter_name),
+        "concerned_residents": reading.concerned_residents(),
+        "result": reading.result(),
+        "rejection_reason": reading.rejection_reason(),
         "verification_outcome": case.verification_outcome,
         "satisfaction": case.satisfaction,
-        "satisfaction_comment": case.satisfaction_comment,
+        "satisfaction_comment": reading.satisfaction_comment(),
+        "public_text": case.public_text,
+        "published_at": iso(case.published_at),
         "attachments": [
-            {"content_type": a.content_type, "size": a.size, "created_at": iso(a.created_at)} for a in case.attachments
+            {"content_type": a.content_type, "size": a.size, "created_at": iso(a.created_at)} for a in reading.photos()
         ],
-        "timeline": [event_view(e, person_id) for e in events],
+        "timeline": timeline,
         "allowed_actions": actions_view(person_id, assignments, case),
+        "audit_readable": audit.may_read_audit(reading.readers),
     }
 
 
@@ -253,6 +268,10 @@ def viewing_role(person_id: int, assignments: list[RoleAssignment], case: Case) 
         if assignment.role == Role.centre_staff and assignment.node is not None and assignment.node.contains(case.grid):
             return assignment.role.value
     return Role.resident.value
+
+
+async def reporter_name(session, case: Case) -> str | None:
+    return None if case.anonymous else await session.scalar(select(Person.display_name).where(Person.id == case.reporter_id))
 
 
 def matter_view(matter: Matter) -> dict[str, Any]:
@@ -387,14 +406,16 @@ class CaseApi:
     def sessionmaker(self):
         return self.runtime.sessionmaker
 
-    async def caller(self, request: web.Request) -> Caller:
+    async def caller(self, request: web.Request, scope: str = "read") -> Caller:
         scheme, _, secret = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError(401, "unauthorized", "send a token: Authorization: Bearer <token> (gridbot token create)")
         async with self.sessionmaker() as session:
             token = await api_tokens.authenticate(session, secret.strip())
             if token is None:
-                raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+                raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked")
+            if not api_tokens.has_scope(token, scope):
+                raise ApiError(403, "insufficient_scope", f"this token lacks the {scope!r} scope (gridbot token create --scope {scope})")
             caller = Caller(token.person_id, token.id)
             touch = api_tokens.needs_touch(token)
         wait = self.limiter.take(f"token:{caller.token_id}")
@@ -442,17 +463,19 @@ class CaseApi:
             created_before=queries.parse_time(created_to, field="created_to", end=True) if created_to else None,
         )
         limit, offset = integer(params, "limit", queries.DEFAULT_LIMIT), integer(params, "offset", 0)
-        async with self.sessionmaker() as session:
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
             assignments = await active_roles(session, caller.person_id)
             found, total = await queries.cases_in_scope(
                 session, caller.person_id, assignments, filters, limit=limit, offset=offset
             )
-            return json_response({
-                "cases": [case_summary(c, caller.person_id) for c in found],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            })
+            rows = []
+            for case in found:
+                rows.append(case_summary(case, caller.person_id, reading_for(caller.person_id, assignments, case)))
+                role = viewing_role(caller.person_id, assignments, case)
+                if role != Role.resident.value:  # a staff read of the case's description: recorded (Art. 19)
+                    session.add(CaseView(case_id=case.id, person_id=caller.person_id, role=role, channel="api_list"))
+        return json_response({"cases": rows, "total": total, "limit": limit, "offset": offset})
 
     async def get_case(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
@@ -461,7 +484,8 @@ class CaseApi:
             await writing(session)
             case = await cases.case_for_person(session, caller.person_id, request.match_info["number"])
             assignments = await active_roles(session, caller.person_id)
-            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments)
+            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments,
+                                 await reporter_name(session, case))
             session.add(CaseView(case_id=case.id, person_id=caller.person_id,
                                  role=viewing_role(caller.person_id, assignments, case), channel="api"))
         return json_response(detail)
@@ -475,8 +499,24 @@ class CaseApi:
             return json_response({"number": case.number, "state": case.state,
                                   "actions": actions_view(caller.person_id, assignments, case)})
 
-    async def act(self, request: web.Request) -> web.Response:
+    async def audit_trail(self, request: web.Request) -> web.Response:
+        """Who viewed and who changed the case: for grid chiefs and grid centre staff of its area."""
         caller = await self.caller(request)
+        query_params(request, set())
+        async with self.sessionmaker() as session:
+            case = await cases.case_for_person(session, caller.person_id, request.match_info["number"])
+            assignments = await active_roles(session, caller.person_id)
+            if not audit.may_read_audit(reading_for(caller.person_id, assignments, case).readers):
+                raise ApiError(403, "forbidden", "the audit trail is for the grid chief and the grid centre of the area")
+            entries = await audit.case_trail(session, case)
+        return json_response({
+            "number": case.number,
+            "entries": [{"at": iso(e.at), "kind": e.kind, "person_id": e.person_id, "name": e.name, "role": e.role,
+                         "channel" if e.kind == "view" else "action": e.what} for e in entries],
+        })
+
+    async def act(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request, "act")
         trigger = request.match_info["trigger"]
         if trigger not in BY_TRIGGER:
             raise ApiError(404, "not_found", f"no action {trigger!r}; actions are " + ", ".join(BY_TRIGGER))
@@ -490,10 +530,11 @@ class CaseApi:
                 case = await cases.act(session, number, caller.person_id, trigger, **inputs)
             assignments = await active_roles(session, caller.person_id)
             events = await cases.timeline(session, case.id)
-            detail = case_detail(case, events, caller.person_id, assignments)
+            detail = case_detail(case, events, caller.person_id, assignments, await reporter_name(session, case))
             session.add(CaseView(case_id=case.id, person_id=caller.person_id,
                                  role=viewing_role(caller.person_id, assignments, case), channel="api"))
-        return json_response({"case": detail, "event": detail["timeline"][-1]})
+        last = event_view(events[-1], caller.person_id, reading_for(caller.person_id, assignments, case))
+        return json_response({"case": detail, "event": last})
 
     async def matters(self, request: web.Request) -> web.Response:
         await self.caller(request)
@@ -563,6 +604,7 @@ def setup(app: web.Application, runtime, limits: ApiLimits | None = None) -> Non
     app.router.add_get("/api/cases", api.list_cases)
     app.router.add_get("/api/cases/{number}", api.get_case)
     app.router.add_get("/api/cases/{number}/actions", api.case_actions)
+    app.router.add_get("/api/cases/{number}/audit", api.audit_trail)
     app.router.add_post("/api/cases/{number}/actions/{trigger}", api.act)
     app.router.add_get("/api/matters", api.matters)
     app.router.add_get("/api/grids", api.grids)

@@ -17,6 +17,7 @@ from storage import grids
 from storage.models import Node, NodeLevel
 
 from ..runtime import Runtime
+from .security import public_base
 
 WORDS = {
     "heading": N_("Grid notice board"),
@@ -46,8 +47,8 @@ def tel_link(phone: str | None) -> str:
 
 
 def chat_link(runtime: Runtime, request: web.Request, code: str) -> str:
-    base = (runtime.settings.public_url or str(request.url.origin())).rstrip("/")
-    return f"{base}/?grid={code}"
+    """GRIDBOT_PUBLIC_URL, or the request's host once security.host_check has allowed it."""
+    return f"{public_base(runtime.settings, request)}/?grid={code}"
 
 
 async def _grid(runtime: Runtime, code: str) -> Node:

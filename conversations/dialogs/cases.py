@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from storage import access, cases, deadlines, grids
+from storage.reading import STAFF_READERS, CaseReading, reading_for
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
@@ -23,7 +24,6 @@ from ..wording import (
     RATING_NAMES,
     RETURN_REASONS,
     ROLE_NAMES,
-    STAFF_ONLY_ACTIONS,
     STATE_NAMES,
     localised_reason,
     next_steps_after_rejection,
@@ -59,18 +59,15 @@ async def show_case(ctx: Context, number: str) -> None:
                 [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
+    reading = reading_for(ctx.person.id, assignments, case)
     if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
-        await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, for_staff=True))
+        await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, reading))
         return
-    ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
+    ctx.say(await case_card(ctx, case, reading), card_buttons(ctx, case))
 
 
-# Notes a reporter may read in their timeline; the rest (comments, prompts, extension reasons,
-# failed checks, relayed feedback) are internal to staff (Art. 19).
-PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen")
-
-
-async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
+async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
+    """The case and its timeline as this reader may read it (storage.reading: internal notes only for staff)."""
     lines = [
         ctx.t("Case {number}", number=case.number),
         ctx.t("Kind: {matter}", matter=case.matter.name(ctx.language)),
@@ -78,6 +75,7 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         ctx.t("Grid: {grid}", grid=await grids.place_name(ctx.session, case.grid, ctx.language)),
         ctx.t("Reported: {time}", time=ctx.time(case.created_at)),
     ]
+    for_staff = bool(reading.readers & set(STAFF_READERS))
     current = deadlines.deadline_of(case)
     if current is not None:
         stage, due = current
@@ -93,17 +91,18 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
             lines.append(ctx.t("Extensions granted: {count}", count=i18n.number(ctx.language, case.extension_count)))
         if case.supervising_node is not None:
             lines.append(ctx.t("Supervised by: {centre}", centre=case.supervising_node.name(ctx.language)))
-    if case.result_text:
-        lines.append(ctx.t("Result: {result}", result=case.result_text))
-    if case.rejection_reason:
-        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
+    if reading.result():
+        lines.append(ctx.t("Result: {result}", result=reading.result()))
+    if reading.rejection_reason():
+        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, reading.rejection_reason())))
         if not for_staff:
             lines.append(next_steps_after_rejection(ctx.language, case.rejection_reason)[0])
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}
     for event in await cases.timeline(ctx.session, case.id):
-        if event.action in STAFF_ONLY_ACTIONS and not for_staff:
+        seen = reading.event(event)
+        if not seen.shown:
             continue
         if event.action == "transfer" and event.data.get("department"):
             code = event.data["department"]
@@ -115,16 +114,17 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
-        if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
-            line = ctx.t("{label}: {value}", label=line, value=ctx.t(RATING_NAMES[event.data["rating"]]))
-        elif event.action == "approve_extension" and event.data.get("deadline"):
-            line = ctx.t("{label}: {value}", label=line, value=ctx.time(datetime.fromisoformat(event.data["deadline"])))
-        elif event.action == "return_to_centre" and event.data.get("reason") in RETURN_REASONS:
-            line = ctx.t("{label}: {value}", label=line, value=ctx.t(RETURN_REASONS[event.data["reason"]]))
-            if for_staff and event.note:
-                line += f" · {event.note}"
-        elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
-            line = ctx.t("{label}: {value}", label=line, value=localised_note(ctx, event.note))
+        details = []
+        if event.action == "rate" and seen.data.get("rating") in RATING_NAMES:
+            details.append(ctx.t(RATING_NAMES[seen.data["rating"]]))
+        if event.action == "approve_extension" and seen.data.get("deadline"):
+            details.append(ctx.time(datetime.fromisoformat(seen.data["deadline"])))
+        if event.action == "return_to_centre" and seen.data.get("reason") in RETURN_REASONS:
+            details.append(ctx.t(RETURN_REASONS[seen.data["reason"]]))
+        if seen.note and event.action != "report":
+            details.append(localised_note(ctx, seen.note))
+        if details:
+            line = ctx.t("{label}: {value}", label=line, value=" · ".join(details))
         lines.append(line)
     return "\n".join(lines)
 

@@ -82,18 +82,25 @@ class PatrolDialog(ReportDialog):
             return
         await self.advance(ctx)
 
+    async def may_resolve(self, ctx: Context) -> bool:
+        """Part-time grid workers report up; resolving on the spot closes a case (full-time workers only)."""
+        allowed = lifecycle.roles_for("resolve_on_spot")
+        return any(a.role in allowed for a in await active_roles(ctx.session, ctx.person.id))
+
     async def prompt_outcome(self, ctx: Context) -> None:
+        report_up = [ctx.button("⬆ Report it up to the grid centre", "outcome:report")]
         if ctx.data.get("other_grid"):
             # Resolving on the spot is for the grid's own workers: here it is reported to that grid.
-            ctx.say(ctx.t("It will be reported to the grid it belongs to."),
-                    self.nav(ctx, [ctx.button("⬆ Report it up to the grid centre", "outcome:report")]))
+            ctx.say(ctx.t("It will be reported to the grid it belongs to."), self.nav(ctx, report_up))
+            return
+        if not await self.may_resolve(ctx):
+            ctx.say(ctx.t("The grid centre and a department will take it from here."), self.nav(ctx, report_up))
             return
         ctx.say(ctx.t("Could you resolve it on the spot, or does it need the grid centre and a department?"),
-                self.nav(ctx, [ctx.button("✔ Resolved on the spot", "outcome:resolved")],
-                         [ctx.button("⬆ Report it up to the grid centre", "outcome:report")]))
+                self.nav(ctx, [ctx.button("✔ Resolved on the spot", "outcome:resolved")], report_up))
 
     async def on_outcome(self, ctx: Context, message: Inbound) -> None:
-        if message.data == "outcome:resolved" and not ctx.data.get("other_grid"):
+        if message.data == "outcome:resolved" and not ctx.data.get("other_grid") and await self.may_resolve(ctx):
             await self.go(ctx, "resolved")
         elif message.data == "outcome:report":
             await self.file(ctx, result=None)

@@ -6,7 +6,8 @@ import re
 
 from sqlalchemy import select
 
-from storage import access, cases, deadlines, grids, lifecycle
+from storage import access, audit, cases, deadlines, grids, lifecycle
+from storage.reading import reading_for
 from storage.lifecycle import BY_TRIGGER, CaseError, CaseNotFound
 from storage.models import Case, CaseView, Department, Person, Role, RoleAssignment
 from storage.people import active_roles
@@ -43,6 +44,7 @@ ACTION_BUTTONS = {
     "relay_feedback": N_("💬 Relay the resident's feedback"),
     "comment": N_("💬 Comment"),
     "prompt": N_("🔔 Prompt the people responsible"),
+    "publish": N_("📢 Publish a wording for the public"),
 }
 QUESTIONS = {
     "reason": N_("Please give the reason."),
@@ -50,6 +52,7 @@ QUESTIONS = {
     "note": N_("Please type your note."),
     "department": N_("Which department should handle it?"),
     "deadline": N_("How much more time is needed? Choose, or type the new date (for example 2026-12-24)."),
+    "public_text": N_("Type the wording the public will read: what is wrong and where, without names, phone numbers or house numbers."),
 }
 EXTENSION_WORKING_DAYS = (1, 2, 3, 5)
 DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*")
@@ -79,7 +82,8 @@ async def show_desk(ctx: Context) -> None:
     rows = [[ctx.button("🗂 My work queue", "staff:queue")]]
     if any(a.role in lifecycle.GRID_WORKERS for a in assignments):
         rows.append([ctx.button("📝 Log a case found on patrol", "staff:patrol")])
-        rows.append([ctx.button("🔍 Cases to verify", "staff:verify")])
+        if any(a.role in lifecycle.roles_for("verify_pass", True) for a in assignments):
+            rows.append([ctx.button("🔍 Cases to verify", "staff:verify")])
         rows.append([ctx.button("💬 Relay a resident's feedback", "staff:feedback")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say("\n".join(lines), rows)
@@ -107,31 +111,79 @@ async def show_queue(ctx: Context, only_to_verify: bool = False) -> None:
 
 
 async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment], base_text: str) -> None:
-    """The case as staff see it: personal data only where the role needs it; the view is recorded."""
-    lines = [base_text, "", ctx.t("Description: {description}", description=case.description)]
-    reads = await ctx.session.scalar(select(Person.language).where(Person.id == case.reporter_id))
-    if reads in LANGUAGE_NAMES:
+    """The case as staff see it: each field as the reading rule allows their role; the view is recorded."""
+    reading = reading_for(ctx.person.id, assignments, case)
+    description = reading.description()
+    lines = [base_text, ""]
+    if description is not None:
+        lines.append(ctx.t("Description: {description}", description=description))
+    else:
+        lines.append(ctx.t("Description: withheld, the matter concerns particular people."))
+    reporter = await ctx.session.get(Person, case.reporter_id)
+    if reporter.language in LANGUAGE_NAMES:
         lines.append(ctx.t("The reporter reads {reads}: write results and reasons in it where you can.",
-                           reads=LANGUAGE_NAMES[reads]))
-    if case.address:
-        lines.append(ctx.t("Address: {address}", address=case.address))
+                           reads=LANGUAGE_NAMES[reporter.language]))
+    if reading.address():
+        lines.append(ctx.t("Address: {address}", address=reading.address()))
     if case.anonymous:
         lines.append(ctx.t("Reporter: anonymous"))
-    elif case.contact_phone:
-        phone = case.contact_phone if access.sees_phone(assignments, case) else access.mask_phone(case.contact_phone)
-        lines.append(ctx.t("Reporter's phone: {phone}", phone=phone))
-    if case.attachments:
-        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, len(case.attachments))))
-    if case.concerned_residents and access.sees_phone(assignments, case):
-        lines.append(ctx.t("Residents concerned: {names}", names=case.concerned_residents))
+    else:
+        name = reading.reporter_name(reporter.display_name)
+        if name:
+            lines.append(ctx.t("Reporter: {name}", name=name))
+        phone, _masked = reading.phone()
+        if phone:
+            lines.append(ctx.t("Reporter's phone: {phone}", phone=phone))
+    photos = reading.photos()
+    if photos:
+        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, len(photos))))
+    if reading.concerned_residents():
+        lines.append(ctx.t("Residents concerned: {names}", names=reading.concerned_residents()))
+    if case.public_text:
+        lines.append(ctx.t("Published for the public: {text}", text=case.public_text))
+    rows = []
+    if audit.may_read_audit(reading.readers):
+        summary = await audit.trail_summary(ctx.session, case)
+        lines.append(ctx.t("Record: viewed {views} times by {people} people, changed {changes} times.",
+                           views=i18n.number(ctx.language, summary.views),
+                           people=i18n.number(ctx.language, summary.viewers),
+                           changes=i18n.number(ctx.language, summary.changes)))
+        rows.append([ctx.button("👁 Who viewed and changed it", f"audit:{case.number}")])
     role = next((a.role.value for a in assignments if access.covers(a, case)), assignments[0].role.value if assignments else "")
     ctx.session.add(CaseView(case_id=case.id, person_id=ctx.person.id, role=role, channel=ctx.platform, viewed_at=ctx.now))
     actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case, ctx.now) if t in ACTION_BUTTONS]
-    rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions]
+    rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions] + rows
     rows.append([ctx.button("🗂 My work queue", "staff:queue"), ctx.button("☰ Menu", "menu:main")])
     # Photos taken on the same platform can be shown again by their file id (Telegram's work across chats).
-    photos = [a.platform_file_id for a in case.attachments if a.platform == ctx.platform and a.platform_file_id]
-    ctx.say("\n".join(lines), rows, photo_file_ids=photos[:10])
+    file_ids = [a.platform_file_id for a in photos if a.platform == ctx.platform and a.platform_file_id]
+    ctx.say("\n".join(lines), rows, photo_file_ids=file_ids[:10])
+
+
+AUDIT_LINES = 20
+SYSTEM_ACTOR = N_("The system")
+
+
+async def show_audit(ctx: Context, number: str) -> None:
+    """Who viewed and who changed a case, newest first: for the grid chief and the grid centre of its area."""
+    try:
+        case = await cases.case_for_person(ctx.session, ctx.person.id, number)
+    except CaseNotFound:
+        case = None
+    assignments = await active_roles(ctx.session, ctx.person.id)
+    if case is None or not audit.may_read_audit(reading_for(ctx.person.id, assignments, case).readers):
+        ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
+        return
+    entries = list(reversed(await audit.case_trail(ctx.session, case)))
+    lines = [ctx.t("Who viewed and changed case {number}, newest first:", number=case.number)]
+    for entry in entries[:AUDIT_LINES]:
+        role = ctx.t(ROLE_NAMES.get(entry.role, SYSTEM_ACTOR))  # the time-limit sweep acts as "system"
+        who = entry.name or role
+        what = ctx.t("viewed") if entry.kind == "view" else ctx.t("changed")
+        lines.append(f"• {ctx.time(entry.at)} · {who} · {role} · {what}")
+    if len(entries) > AUDIT_LINES:
+        lines.append(ctx.t("… and {count} earlier entries.",
+                           count=i18n.number(ctx.language, len(entries) - AUDIT_LINES)))
+    ctx.say("\n".join(lines), [[ctx.button("Open case {number}", f"case:{case.number}", number=case.number)]])
 
 
 class ActionDialog(Dialog):
@@ -233,7 +285,7 @@ class ActionDialog(Dialog):
             value = "{}-{:02d}-{:02d}".format(*map(int, match.groups()))
         elif message.kind == "text" and ctx.data["trigger"] == "return_to_centre" and need == "reason":
             value = None
-        elif message.kind == "text" and need in ("reason", "result", "note"):
+        elif message.kind == "text" and need in ("reason", "result", "note", "public_text"):
             typed = text.clean(message.text)
             if ctx.data.get("awaiting_duplicate"):
                 number = find_case_number(typed)
@@ -309,6 +361,7 @@ ERROR_TEXTS = {
     "too_many_extensions": N_("this case already had the most extensions allowed"),
     "extension_already_pending": N_("a request for more time is already waiting for the grid centre"),
     "no_extension_pending": N_("there is no request for more time to answer"),
+    "not_publishable": N_("cases about particular people are never published"),
     "not_permitted": N_("your role does not allow it"),
     "concurrent_change": N_("someone else changed the case at the same moment; please look again"),
     "missing_input": N_("something is missing"),
@@ -410,6 +463,11 @@ async def open_queue(ctx: Context, message: Inbound, argument: str) -> None:
 @router.press("staff:verify")
 async def open_to_verify(ctx: Context, message: Inbound, argument: str) -> None:
     await show_queue(ctx, only_to_verify=True)
+
+
+@router.press("audit:")
+async def open_audit(ctx: Context, message: Inbound, number: str) -> None:
+    await show_audit(ctx, number)
 
 
 @router.press("staff:feedback")
