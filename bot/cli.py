@@ -117,10 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands contributed by features (staff invitations, API tokens)."""
-    from bot import staff_cli
+    from bot import bulletin_cli, staff_cli
     from bot.web import cli as web_cli
 
-    return staff_cli.COMMANDS + web_cli.COMMANDS
+    return staff_cli.COMMANDS + web_cli.COMMANDS + bulletin_cli.COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
