@@ -14,31 +14,12 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conversations.i18n import LANGUAGES, N_, TIBETAN_DIGITS, translate
+from conversations.figures import DASH, KEY_FIGURES, change, digits, shown, value_of
+from conversations.i18n import LANGUAGES, N_, translate
 from storage import indicators
-from storage.indicators import Indicators, Period, Report, Scope
+from storage.indicators import Period, Report, Scope
 from storage.models import Node
 
-# The indicators a bulletin shows, in order: (key, what it is, how to show it).
-KEY_FIGURES: list[tuple[str, str, str]] = [
-    ("reported", N_("Cases reported"), "count"),
-    ("closed", N_("Cases closed"), "count"),
-    ("due", N_("Cases due"), "count"),
-    ("closed_on_time", N_("Closed on time"), "count"),
-    ("overdue_open", N_("Overdue, still open"), "count"),
-    ("closed_rate", N_("Closure rate"), "rate"),
-    ("on_time_closed_rate", N_("On-time closure rate"), "rate"),
-    ("rework_rate", N_("Rework rate"), "rate"),
-    ("extension_rate", N_("Extension rate"), "rate"),
-    ("return_rate", N_("Return rate"), "rate"),
-    ("timely_verification_rate", N_("Timely verification rate"), "rate"),
-    ("resolved_on_spot_rate", N_("Resolved on the spot rate"), "rate"),
-    ("satisfaction_rate", N_("Satisfaction rate"), "rate"),
-    ("time_to_accept", N_("Time to accept (median)"), "hours"),
-    ("time_to_handle", N_("Time to handle (median)"), "hours"),
-    ("time_to_verify", N_("Time to verify (median)"), "hours"),
-    ("composite_score", N_("Composite score (out of 100)"), "score"),
-]
 CHART_RATES = ("closed_rate", "on_time_closed_rate", "timely_verification_rate", "satisfaction_rate", "rework_rate")
 WORDS = {
     "title": N_("Monthly bulletin"),
@@ -65,7 +46,6 @@ WORDS = {
     "chart_matters": N_("Reports by matter"),
 }
 FONT_FAMILY = ["Noto Sans CJK SC", "Noto Serif Tibetan", "DejaVu Sans"]
-DASH = "—"
 
 
 @dataclass
@@ -88,44 +68,6 @@ async def build(session: AsyncSession, node: Node, period: Period, *, now: datet
 
 
 # ---------------------------------------------------------------- wording
-
-
-def digits(language: str, text: str) -> str:
-    return text.translate(TIBETAN_DIGITS) if language == "bo" else text
-
-
-def value_of(figures: Indicators, key: str, weights) -> float | None:
-    if key in indicators.RATES:
-        return figures.rate(key)
-    if key in indicators.TIMES:
-        times = figures.times().get(key)
-        return times["median_hours"] if times else None
-    if key == "composite_score":
-        return figures.composite_score(weights)
-    return figures.counts[key]
-
-
-def shown(language: str, value: float | None, kind: str) -> str:
-    """A figure as a reader sees it: 66.7%, 2.5 hours, 61.3, 12; — when absent."""
-    if value is None:
-        return DASH
-    if kind == "rate":
-        return digits(language, f"{100 * value:.1f}%")
-    if kind == "hours":
-        return translate(language, "{hours} hours", hours=digits(language, f"{value:.1f}"))
-    if kind == "score":
-        return digits(language, f"{value:.1f}")
-    return digits(language, str(int(value)))
-
-
-def change(language: str, now: float | None, before: float | None, kind: str) -> str:
-    if now is None or before is None:
-        return DASH
-    delta = now - before
-    if kind == "rate":
-        delta *= 100
-    text = f"{delta:+.1f}" if kind != "count" else f"{int(delta):+d}"
-    return digits(language, text)
 
 
 def month_name(language: str, period: Period) -> str:

@@ -20,6 +20,7 @@ from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import REJECT_REASONS, ROLE_NAMES, STATE_NAMES, stored_reason
 from .cases import AskCaseNumberDialog, find_case_number
+from .stats import STATS_ROLES
 from .menu import LANGUAGE_NAMES, show_menu
 
 MAX_NOTE = 1000
@@ -77,6 +78,8 @@ async def show_desk(ctx: Context) -> None:
         rows.append([ctx.button("📝 Log a case found on patrol", "staff:patrol")])
         rows.append([ctx.button("🔍 Cases to verify", "staff:verify")])
         rows.append([ctx.button("💬 Relay a resident's feedback", "staff:feedback")])
+    if any(a.role in STATS_ROLES for a in assignments):
+        rows.append([ctx.button("📊 Indicators", "staff:stats")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say("\n".join(lines), rows)
 

@@ -119,6 +119,15 @@
   }
 
   function addControls(box, reply, latest) {
+    (reply.photo_file_ids || []).forEach((ref) => {
+      // Our own images (a chart of indicators) are addressed by path; platform file ids are not shown here.
+      if (typeof ref !== "string" || !ref.startsWith("/bulletin/")) return;
+      const img = el("img", "chart");
+      img.src = ref;
+      img.alt = "";
+      img.loading = "lazy";
+      box.append(img);
+    });
     if (reply.buttons && reply.buttons.length) {
       const buttons = el("div", "buttons");
       reply.buttons.forEach((row) => {
