@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from ..runtime import Runtime
-from . import api, bulletins, chat, metrics, notice, open311, security, stats
+from . import api, bulletins, chat, console, metrics, notice, open311, security, stats
 from .security import ChatLimits
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -37,4 +37,5 @@ def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> we
     open311.setup(app, runtime)
     notice.setup(app, runtime)
     bulletins.setup(app, runtime)
+    console.setup(app, runtime)
     return app

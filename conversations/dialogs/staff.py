@@ -80,6 +80,7 @@ async def show_desk(ctx: Context) -> None:
         rows.append([ctx.button("💬 Relay a resident's feedback", "staff:feedback")])
     if any(a.role in STATS_ROLES for a in assignments):
         rows.append([ctx.button("📊 Indicators", "staff:stats")])
+    rows.append([ctx.button("🖥 Console (sign-in link)", "staff:console")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say("\n".join(lines), rows)
 
