@@ -58,6 +58,7 @@ now in charge.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import Counter, defaultdict
@@ -65,7 +66,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .lifecycle import CaseError
@@ -205,6 +206,13 @@ class Indicators:
     matters: Counter = field(default_factory=Counter)  # reports per matter id
     repeats: Counter = field(default_factory=Counter)  # repeat reports per grid id
 
+    def add(self, other: Indicators) -> None:
+        self.counts.update(other.counts)
+        for name, values in other.samples.items():
+            self.samples[name].extend(values)
+        self.matters.update(other.matters)
+        self.repeats.update(other.repeats)
+
     def rate(self, name: str) -> float | None:
         numerator, denominator, _, _ = RATES[name]
         if not self.counts[denominator]:
@@ -285,13 +293,12 @@ def _walk(case: _CaseRow, events: list[tuple], period: Period, as_of: datetime, 
     last_transfer = last_result = closed_at = None
     state = None
     withdrawn = resolved_on_spot = False
-    created = _aware(case.created_at)
+    created = case.created_at
 
     def mine(dept: str | None) -> bool:
         return department is None or dept == department
 
     for action, at, to_state, data in events:
-        at = _aware(at)
         if at >= cut:
             break
         state = to_state
@@ -396,15 +403,29 @@ def child_units(node: Node, nodes: list[Node]) -> list[Node]:
                   key=lambda n: n.code)
 
 
+def _moment_column(column, dialect: str):
+    """On SQLite, read a time as its stored text (parsed below with the C `fromisoformat`, much faster
+    than the type's own parsing); PostgreSQL's driver gives datetimes already."""
+    return type_coerce(column, String) if dialect == "sqlite" else column
+
+
+def _moment(value) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")  # SQLite keeps UTC without an offset
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], period: Period,
                       department_codes: dict[int, str]) -> list[_CaseRow]:
     """Every case that can have figures in the period: created before its end, and touched (any step
     updates `updated_at`) since its start, or with a deadline from its start on, or still open."""
     start, end = period.start, period.end
+    connection = await session.connection()
+    dialect = connection.dialect.name
     base = [Case.created_at < end]
     if scope.matter is not None:
         base.append(Case.matter_id == scope.matter.id)
-    columns = (Case.id, Case.grid_id, Case.matter_id, Case.department_id, Case.created_at)
+    columns = (Case.id, Case.grid_id, Case.matter_id, Case.department_id, _moment_column(Case.created_at, dialect))
     found: dict[int, _CaseRow] = {}
     lively = [Case.updated_at >= start, Case.handling_deadline >= start,
               Case.state.in_(("reported", "accepted", "joint_meeting") + HANDLING_STATES + ("handled",))]
@@ -414,10 +435,10 @@ async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], 
             query = select(*columns).where(Case.grid_id.in_(chunk), condition, *base)
             if scope.department is not None:
                 query = query.where(or_(Case.department_id == scope.department.id, Case.updated_at >= start))
-            for row in await session.execute(query):
-                if row.id not in found:
-                    found[row.id] = _CaseRow(row.id, row.grid_id, row.matter_id,
-                                             department_codes.get(row.department_id), row.created_at)
+            for case_id, grid_id, matter_id, department_id, created in await connection.execute(query):
+                if case_id not in found:
+                    found[case_id] = _CaseRow(case_id, grid_id, matter_id, department_codes.get(department_id),
+                                              _moment(created))
     return list(found.values())
 
 
@@ -426,16 +447,39 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
         yield items[index:index + size]
 
 
+# Only these steps carry data the figures read (deadline, department, rating): the rest is not decoded.
+NEEDS_DATA = ("transfer", "return_to_centre", "rate") + EXTENSIONS
+
+
 async def _events(session: AsyncSession, case_ids: list[int], end: datetime) -> dict[int, list[tuple]]:
+    """The cases' steps before `end`, in order: (action, at, to_state, data or None).
+
+    Tens of thousands of rows per township and month: read through the driver's own connection (in
+    the session's transaction), which is 3-5 times faster here than rows built by SQLAlchemy."""
     result: dict[int, list[tuple]] = defaultdict(list)
-    for chunk in _chunks(sorted(case_ids)):
-        rows = await session.execute(
-            select(CaseEvent.case_id, CaseEvent.action, CaseEvent.created_at, CaseEvent.to_state, CaseEvent.data)
-            .where(CaseEvent.case_id.in_(chunk), CaseEvent.created_at < end)
-            .order_by(CaseEvent.case_id, CaseEvent.id)
-        )
+    if not case_ids:
+        return result
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    wanted = ", ".join(f"'{action}'" for action in NEEDS_DATA)  # constants of this module, not input
+    columns = f"case_id, action, created_at, to_state, CASE WHEN action IN ({wanted}) THEN data END"
+    if connection.dialect.name == "postgresql":
+        rows = await raw.fetch(
+            f"SELECT {columns}::text FROM case_events WHERE case_id = ANY($1::bigint[]) AND created_at < $2 "
+            "ORDER BY case_id, id", sorted(case_ids), end)
+        batches = [rows]
+    else:
+        batches = []
+        bound = end.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+        for chunk in _chunks(sorted(case_ids)):
+            cursor = await raw.execute(
+                f"SELECT {columns} FROM case_events WHERE case_id IN ({', '.join('?' * len(chunk))}) "
+                "AND created_at < ? ORDER BY case_id, id", [*chunk, bound])
+            batches.append(await cursor.fetchall())
+            await cursor.close()
+    for rows in batches:
         for case_id, action, at, to_state, data in rows:
-            result[case_id].append((action, at, to_state, data))
+            result[case_id].append((action, _moment(at), to_state, json.loads(data) if data is not None else None))
     return result
 
 
@@ -489,12 +533,15 @@ async def compute(session: AsyncSession, scope: Scope, period: Period, *, now: d
     total = Indicators()
     by_child = {child.id: Indicators() for child in children}
     seen_pairs: Counter = Counter()
-    for row in sorted(rows, key=lambda r: (_aware(r.created_at), r.id)):
-        _walk(row, events.get(row.id, []), period, as_of, department, total)
-        if row.grid_id in child_of:
-            _walk(row, events.get(row.id, []), period, as_of, department, by_child[child_of[row.grid_id]])
-        if period.start <= _aware(row.created_at) < period.end and (department is None or row.department_code == department):
+    for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
+        # Each case is walked once, into its child unit (or the unit itself, for a grid); the unit's
+        # figures are then the sum of its children's.
+        into = by_child[child_of[row.grid_id]] if row.grid_id in child_of else total
+        _walk(row, events.get(row.id, []), period, as_of, department, into)
+        if period.start <= row.created_at < period.end and (department is None or row.department_code == department):
             seen_pairs[(row.grid_id, row.matter_id)] += 1
+    for figures in by_child.values():
+        total.add(figures)
     # Hot spots: a repeat report is a report of a matter already reported in the same grid this period.
     for (grid_id, _matter), reports in seen_pairs.items():
         total.repeats[grid_id] += reports - 1

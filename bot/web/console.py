@@ -131,7 +131,8 @@ class Console:
                            for lang in LANGUAGES)
             return web.Response(status=403, content_type="text/html", charset="utf-8", text=(
                 '<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><meta name="viewport" '
-                'content="width=device-width, initial-scale=1"><link rel="stylesheet" href="/static/console.css">'
+                'content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
+                '<link rel="stylesheet" href="/static/console.css">'
                 f'<title>gridbot</title></head><body><main class="signed-out">{text}</main></body></html>'))
         response = web.HTTPSeeOther("/console/")
         response.set_cookie(COOKIE, secret, max_age=int(console_logins.SESSION_LIFETIME.total_seconds()),
