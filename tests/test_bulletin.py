@@ -81,3 +81,15 @@ async def test_written_bulletin_carries_both_scripts(sessionmaker, world, tmp_pa
     for words in ("月度通报", "按期结案率", "一号街道", "61.3"):
         assert words in text, words
     assert re.search(r"[\u0f40-\u0fbc]", text), "no Tibetan letters in the PDF's text"
+
+
+def test_gridbot_bulletin_command_writes_page_and_pdf(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}")
+    out = tmp_path / "out"
+    assert main(["bulletin", "--month", "2026-11", "--node", "5401-D1-01", "--out", str(out)]) == 0
+    assert (out / "bulletin-5401-D1-01-2026-11.html").exists() and (out / "bulletin-5401-D1-01-2026-11.pdf").exists()
+    assert "bulletin written" in capsys.readouterr().out
+    assert main(["bulletin", "--month", "2026-13", "--node", "5401-D1-01", "--out", str(out)]) == 2
+    assert main(["bulletin", "--month", "2026-11", "--node", "NOWHERE", "--out", str(out)]) == 2

@@ -242,3 +242,30 @@ def test_weights_setting_and_periods():
     assert figures_.composite_score({"on_time_closed_rate": 30, "rework_rate": 10, "closed_rate": 20}) == round(
         100 * (30 * 0.5 + 10 * 0.75 + 0) / 60, 1)
     assert timedelta(0) == Period.month(2026, 2).end - Period.month(2026, 3).start
+
+
+async def test_matter_scope(sessionmaker, world):
+    await build_november(sessionmaker, world)
+    async with sessionmaker() as s:
+        scope = await indicators.resolve_scope(s, "C-D", None, "ELDER")
+        report = await indicators.compute(s, scope, Period.month(2026, 11), now=at(12, 5, 9))
+    assert report.total.counts["reported"] == 1 and report.total.counts["accepted"] == 1  # I only
+    assert {n.code: f.counts["reported"] for n, f in report.children} == {"C-D-T1": 0, "C-D-T2": 1}
+    with pytest.raises(indicators.InvalidPeriod):
+        async with sessionmaker() as s:
+            await indicators.resolve_scope(s, "C-D", "nowhere")
+
+
+def test_ranking_names_the_bottom_three_of_more_than_three_units():
+    def unit(code: str, on_time: int, due: int = 4) -> tuple:
+        figures = indicators.Indicators()
+        figures.counts.update(due=due, closed_on_time=on_time, due_closed=on_time)
+        return Node(id=len(code), code=code, name_zh=code, name_bo=code, path=f"/{code}/"), figures
+
+    empty = indicators.Indicators()
+    children = [unit("A", 4), unit("B", 1), unit("C", 3), unit("D", 0), unit("E", 2),
+                (Node(id=99, code="F", name_zh="F", name_bo="F", path="/F/"), empty)]
+    report = indicators.Report(Scope(Node(code="X", path="/X/")), Period.month(2026, 11), at(12, 1, 0),
+                               indicators.Indicators(), children, {"on_time_closed_rate": 1, "closed_rate": 1}, {}, {})
+    assert [n.code for n, _, _ in report.ranked()] == ["A", "C", "E", "B", "D", "F"]  # F has no score: last
+    assert [n.code for n in report.bottom_three()] == ["D", "B", "E"]  # the lowest first

@@ -115,3 +115,11 @@ async def test_scope_and_errors(client, sessionmaker, world):
         body = await response.json()
         assert response.status == 422, body
         assert body["error"]["code"] == "invalid_input" and body["error"]["details"]["field"] == field
+
+
+async def test_weights_come_from_the_setting(client, sessionmaker, world, monkeypatch):
+    monkeypatch.setenv("GRIDBOT_SCORE_WEIGHTS", "on_time_closed_rate=3,satisfaction_rate=1")
+    headers = await token(sessionmaker, world.centre_district)
+    body = await (await client.get("/api/stats", params={"node": "C-D-T1", **NOVEMBER}, headers=headers)).json()
+    assert body["weights"] == {"on_time_closed_rate": 3.0, "satisfaction_rate": 1.0}
+    assert body["composite_score"] == 50.0  # (3·½ + 1·½) ÷ 4
