@@ -17,8 +17,9 @@ Counts (cases unless said otherwise; "in the period" means the event's time lies
 - ``closed`` 结案数: cases that reached *closed* (verified, or resolved on the spot) in the period.
 - ``withdrawn`` 撤回数: cases withdrawn by the resident in the period.
 - ``due`` 应结案数: cases whose handling deadline in force (after approved extensions) falls in the
-  period, plus cases closed in the period before a later deadline (each case is due in exactly one
-  period). A case withdrawn, or returned and not transferred again, is not due.
+  period (for the current period: up to now), plus cases closed in the period before a later deadline
+  (each case is due in exactly one period). A case withdrawn, or returned and not transferred again,
+  is not due.
 - ``due_closed``: of the due cases, those closed by the end of the period.
 - ``closed_on_time`` 按期结案数: of the due cases, those closed at or before their deadline.
 - ``overdue_open`` 超期未结数: cases with a department (transferred, in progress) whose deadline
@@ -378,7 +379,7 @@ def _walk(case: _CaseRow, events: list[tuple], period: Period, as_of: datetime, 
     if deadline is not None and not withdrawn and mine(in_charge):
         closed_early = closed_at is not None and closed_at < deadline
         due_at = closed_at if closed_early else deadline
-        if within(due_at):
+        if start <= due_at < cut:  # for the current period: due by now
             counts["due"] += 1
             if closed_at is not None:
                 counts["due_closed"] += 1

@@ -211,6 +211,8 @@ async def test_current_month_is_as_of_now(sessionmaker, world):
     # On the 16th at midnight G (due the 15th) is overdue and H (due the 17th) not yet; J does not exist yet.
     assert counts["overdue_open"] == 1
     assert counts["reported"] == 7  # A B D E F G H
+    # Due so far: A (closed early, on the 4th), B (the 6th), G (the 15th); C, H and J are due later.
+    assert (counts["due"], counts["due_closed"], counts["closed_on_time"]) == (3, 2, 1)
 
 
 async def test_extension_past_the_period_moves_the_case_out(sessionmaker, world):
