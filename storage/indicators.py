@@ -50,7 +50,7 @@ result submitted) and ``time_to_verify`` (result → verification).
 ``composite_score`` 综合指标值, out of 100: Σ wᵢ·sᵢ ÷ Σ wᵢ × 100 over the rates present, where sᵢ is
 the rate for rates where more is better and 1 − rate for ``rework_rate``, ``extension_rate`` and
 ``return_rate``; the weights wᵢ are the setting ``GRIDBOT_SCORE_WEIGHTS`` (default `DEFAULT_WEIGHTS`).
-Absent when no weighted rate is present.
+Absent unless the rates present carry at least half of the weights (`SCORE_QUORUM`).
 
 With a department in the scope, each step counts for the department in charge at that step (a
 return counts for the department that returned the case); reported cases count for the department
@@ -101,6 +101,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "on_time_closed_rate": 30, "closed_rate": 20, "satisfaction_rate": 20, "timely_verification_rate": 10,
     "rework_rate": 10, "extension_rate": 5, "return_rate": 5,
 }
+SCORE_QUORUM = 0.5  # a score needs rates carrying at least half of the weights
 CHUNK = 900  # ids per IN (...) list, under SQLite's variable limit
 
 
@@ -241,7 +242,9 @@ class Indicators:
             if weight:
                 total += weight
                 scored += weight * (value if RATES[name][3] else 1 - value)
-        return round(100 * scored / total, 1) if total else None
+        if not total or total < SCORE_QUORUM * sum(weights.values()):
+            return None  # too little to score: e.g. a single return rate would read 100
+        return round(100 * scored / total, 1)
 
     def as_dict(self, weights: dict[str, float] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {

@@ -271,3 +271,11 @@ def test_ranking_names_the_bottom_three_of_more_than_three_units():
                                indicators.Indicators(), children, {"on_time_closed_rate": 1, "closed_rate": 1}, {}, {})
     assert [n.code for n, _, _ in report.ranked()] == ["A", "C", "E", "B", "D", "F"]  # F has no score: last
     assert [n.code for n in report.bottom_three()] == ["D", "B", "E"]  # the lowest first
+
+
+async def test_a_score_needs_half_of_the_weights(sessionmaker, world):
+    await build_november(sessionmaker, world)
+    october = (await figures(sessionmaker, "C-D-T1", period=Period.month(2026, 10))).total
+    assert october.counts["transfers"] == 1 and october.rates() == {"return_rate": 0.0}  # C, transferred on the 31st
+    assert october.composite_score(indicators.DEFAULT_WEIGHTS) is None  # 5 of 100 weight present: no score
+    assert october.composite_score({"return_rate": 1}) == 100.0
