@@ -276,6 +276,7 @@ def test_ranking_names_the_bottom_three_of_more_than_three_units():
 async def test_a_score_needs_half_of_the_weights(sessionmaker, world):
     await build_november(sessionmaker, world)
     october = (await figures(sessionmaker, "C-D-T1", period=Period.month(2026, 10))).total
-    assert october.counts["transfers"] == 1 and october.rates() == {"return_rate": 0.0}  # C, transferred on the 31st
+    assert october.counts["transfers"] == 1  # C, reported on the 30th, transferred on the 31st
+    assert october.rates() == {"return_rate": 0.0, "resolved_on_spot_rate": 0.0}
     assert october.composite_score(indicators.DEFAULT_WEIGHTS) is None  # 5 of 100 weight present: no score
     assert october.composite_score({"return_rate": 1}) == 100.0
