@@ -59,7 +59,8 @@ async def test_pdf_and_errors(client):
     assert response.status == 200 and response.content_type == "application/pdf"
     body = await response.read()
     assert body.startswith(b"%PDF") and body.count(b"/Type /Page") - body.count(b"/Type /Pages") >= 2
-    assert (await client.get("/bulletin/NOWHERE/2026-11")).status == 404
+    missing = await client.get("/bulletin/NOWHERE/2026-11")
+    assert missing.status == 404 and "此处没有通报" in await missing.text() and "གསལ་བསྒྲགས་མེད" in await missing.text()
     assert (await client.get("/bulletin/C-D/2099-01")).status == 404
     assert (await client.get("/bulletin/C-D/2026-11/chart/pie.png")).status == 404
     # A grid has no child units: no ranking and no ranking chart.

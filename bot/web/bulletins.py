@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 from aiohttp import web
 
+from conversations.i18n import LANGUAGES, N_, translate
 from storage import grids
 from storage.indicators import InvalidPeriod, Period
 from storage.models import NodeLevel
@@ -18,7 +19,16 @@ from .. import bulletin as bulletins
 from ..runtime import Runtime
 
 MONTH = r"{month:\d{4}-\d{2}}"
+NOT_FOUND = N_("No bulletin here: check the unit's code and the month (YYYY-MM, a month that has begun).")
 CACHE_SECONDS = 120  # a bulletin's page, PDF and charts are asked for together
+
+
+def not_found() -> web.HTTPNotFound:
+    """A bilingual 404 page (the reader's language is not known here)."""
+    text = "".join(f'<p lang="{"zh-Hans" if lang == "zh" else "bo"}">{translate(lang, NOT_FOUND)}</p>' for lang in LANGUAGES)
+    return web.HTTPNotFound(text=f'<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><title>404</title>'
+                                 f'<link rel="stylesheet" href="/static/bulletin.css"></head><body><main class="bulletin">'
+                                 f"{text}</main></body></html>", content_type="text/html")
 
 
 class BulletinPages:
@@ -36,13 +46,13 @@ class BulletinPages:
         try:
             period = Period.parse_month(month)
         except InvalidPeriod:
-            raise web.HTTPNotFound(text="no such month: write it YYYY-MM") from None
+            raise not_found() from None
         if period.start > utcnow():
-            raise web.HTTPNotFound(text="that month has not begun")
+            raise not_found()
         async with self.runtime.sessionmaker() as session:
             node = await grids.node_by_code(session, code)
             if node is None or node.level == NodeLevel.household_unit:
-                raise web.HTTPNotFound(text="no such grid or area")
+                raise not_found()
             built = await bulletins.build(session, node, period)
         self.cache[key] = (time.monotonic() + CACHE_SECONDS, built)
         while len(self.cache) > self.cache_size:
@@ -63,11 +73,11 @@ class BulletinPages:
     async def chart(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in bulletins.CHARTS:
-            raise web.HTTPNotFound(text="no such chart")
+            raise not_found()
         built = await self.bulletin(request)
         png = await asyncio.to_thread(bulletins.CHARTS[name], built)
         if png is None:
-            raise web.HTTPNotFound(text="nothing to chart")
+            raise not_found()
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=120"})
 
 
