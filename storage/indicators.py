@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import String, or_, select, type_coerce
+from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .lifecycle import CaseError
@@ -420,9 +420,10 @@ def _moment(value) -> datetime:
 
 
 async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], period: Period,
-                      department_codes: dict[int, str]) -> list[_CaseRow]:
+                      department_codes: dict[int, str]) -> tuple[list[_CaseRow], Counter]:
     """Every case that can have figures in the period: created before its end, and touched (any step
-    updates `updated_at`) since its start, or with a deadline from its start on, or still open."""
+    updates `updated_at`) since its start or with a deadline from its start on; and, per grid, how many
+    cases untouched since before the period are overdue with a department."""
     start, end = period.start, period.end
     connection = await session.connection()
     dialect = connection.dialect.name
@@ -431,8 +432,8 @@ async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], 
         base.append(Case.matter_id == scope.matter.id)
     columns = (Case.id, Case.grid_id, Case.matter_id, Case.department_id, _moment_column(Case.created_at, dialect))
     found: dict[int, _CaseRow] = {}
-    lively = [Case.updated_at >= start, Case.handling_deadline >= start,
-              Case.state.in_(("reported", "accepted", "joint_meeting") + HANDLING_STATES + ("handled",))]
+    stale: Counter = Counter()
+    lively = [Case.updated_at >= start, Case.handling_deadline >= start]
     # One simple query per (condition, chunk of grids), so that each can use an index.
     for chunk in _chunks(grid_ids):
         for condition in lively:
@@ -443,7 +444,17 @@ async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], 
                 if case_id not in found:
                     found[case_id] = _CaseRow(case_id, grid_id, matter_id, department_codes.get(department_id),
                                               _moment(created))
-    return list(found.values())
+        # Cases untouched since before the period, with a department and a deadline before it: nothing of
+        # theirs happens in the period, but they are still overdue. Counted, not read step by step.
+        query = (select(Case.grid_id, func.count(Case.id))
+                 .where(Case.grid_id.in_(chunk), Case.state.in_(HANDLING_STATES), Case.updated_at < start,
+                        Case.handling_deadline < start, *base)
+                 .group_by(Case.grid_id))
+        if scope.department is not None:
+            query = query.where(Case.department_id == scope.department.id)
+        for grid_id, count in await connection.execute(query):
+            stale[grid_id] += count
+    return list(found.values()), stale
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
@@ -532,7 +543,7 @@ async def compute(session: AsyncSession, scope: Scope, period: Period, *, now: d
                 child_of[grid.id] = child.id
     department_codes = {d.id: d.code for d in await session.scalars(select(Department))}
     department = scope.department.code if scope.department is not None else None
-    rows = await _candidates(session, scope, sorted(grids), period, department_codes)
+    rows, stale_overdue = await _candidates(session, scope, sorted(grids), period, department_codes)
     events = await _events(session, [r.id for r in rows], period.end)
     total = Indicators()
     by_child = {child.id: Indicators() for child in children}
@@ -544,6 +555,8 @@ async def compute(session: AsyncSession, scope: Scope, period: Period, *, now: d
         _walk(row, events.get(row.id, []), period, as_of, department, into)
         if period.start <= row.created_at < period.end and (department is None or row.department_code == department):
             seen_pairs[(row.grid_id, row.matter_id)] += 1
+    for grid_id, count in stale_overdue.items():
+        (by_child[child_of[grid_id]] if grid_id in child_of else total).counts["overdue_open"] += count
     for figures in by_child.values():
         total.add(figures)
     # Hot spots: a repeat report is a report of a matter already reported in the same grid this period.

@@ -280,3 +280,20 @@ async def test_a_score_needs_half_of_the_weights(sessionmaker, world):
     assert october.rates() == {"return_rate": 0.0, "resolved_on_spot_rate": 0.0}
     assert october.composite_score(indicators.DEFAULT_WEIGHTS) is None  # 5 of 100 weight present: no score
     assert october.composite_score({"return_rate": 1}) == 100.0
+
+
+async def test_cases_untouched_since_before_the_period_still_count_as_overdue(sessionmaker, world):
+    await build_november(sessionmaker, world)
+    async with sessionmaker.begin() as s:
+        case = await cases.open_case(s, reporter_id=world.resident, matter_code="ELDER", description="case L",
+                                     language="zh", grid_code="G2", now=at(10, 20, 9))
+        await cases.act(s, case.number, world.centre_t1, "accept", now=at(10, 20, 10))
+        await cases.act(s, case.number, world.centre_t1, "transfer", department="civil", now=at(10, 20, 11))
+        await cases.act(s, case.number, world.handler_civil, "start_handling", now=at(10, 21, 9))  # due Oct 22nd
+    report = await figures(sessionmaker, "C-D-T1")
+    assert report.total.counts["overdue_open"] == 3 and report.total.counts["due"] == 6  # G, H and now L
+    assert report.children[0][1].counts["overdue_open"] == 3
+    assert (await figures(sessionmaker, "C-D-T1", "civil")).total.counts["overdue_open"] == 2  # H and L
+    assert (await figures(sessionmaker, "C-D-T1", "urban")).total.counts["overdue_open"] == 1  # G
+    october = (await figures(sessionmaker, "C-D-T1", period=Period.month(2026, 10))).total.counts
+    assert october["overdue_open"] == 1 and october["due"] == 1  # L at the end of October; C is due Nov 3rd
