@@ -65,11 +65,14 @@ async def run_backend(backend: str, url: str, args) -> dict:
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     try:
-        bench_store.log(f"{backend}: world and bulk fill of {args.cases:,} cases")
-        world = await bench_store.build_world(sessionmaker, engine, args.residents, rng)
-        bulk = await bench_store.bulk_fill(engine, world, args.cases, args, rng)
-        bench_store.log(f"{backend}: {bulk.cases:,} cases + {bulk.events:,} events in {bulk.seconds:.0f}s; analysing")
-        await bench_store.analyse(engine)
+        bulk_seconds = None
+        if not args.reuse:
+            bench_store.log(f"{backend}: world and bulk fill of {args.cases:,} cases")
+            world = await bench_store.build_world(sessionmaker, engine, args.residents, rng)
+            bulk = await bench_store.bulk_fill(engine, world, args.cases, args, rng)
+            bulk_seconds = round(bulk.seconds, 1)
+            bench_store.log(f"{backend}: {bulk.cases:,} cases + {bulk.events:,} events in {bulk.seconds:.0f}s; analysing")
+            await bench_store.analyse(engine)
         month = Period.of(utcnow()).previous()
         async with sessionmaker() as session:
             township = await session.scalar(select(Node).where(Node.code == "C-D-T1"))
@@ -105,7 +108,7 @@ async def run_backend(backend: str, url: str, args) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlalchemy": sqlalchemy.__version__,
                     "load_avg_start": load_start, "load_avg_end": [round(x, 2) for x in os.getloadavg()]},
         "params": {k: v for k, v in vars(args).items() if k not in ("backend", "pg_url", "sqlite_path")},
-        "bulk_fill_seconds": round(bulk.seconds, 1),
+        "bulk_fill_seconds": bulk_seconds,
         "reference_count": ref, "township_month": town, "district_month": dist,
         "ratio_township_to_reference": round(town["median_s"] / ref["median_s"], 1) if ref["median_s"] else None,
         "database": facts,
@@ -136,10 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-bulk", choices=["copy", "executemany"], default="copy")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--reuse", action="store_true",
+                        help="time an existing database filled by an earlier run (--sqlite-path, --pg-url)")
     args = parser.parse_args(argv)
     results = []
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        url, cleanup = bench_store.prepare_database(backend, args)
+        if args.reuse:
+            url = args.pg_url if backend == "postgresql" else f"sqlite+aiosqlite:///{Path(args.sqlite_path).resolve()}"
+            cleanup = None
+        else:
+            url, cleanup = bench_store.prepare_database(backend, args)
         try:
             result = asyncio.run(run_backend(backend, url, args))
         finally:

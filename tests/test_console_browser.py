@@ -121,6 +121,8 @@ def test_centre_staff_uses_the_console_in_chromium(server):  # noqa: F811
             page.wait_for_function("() => document.querySelector('#detail h2') && document.querySelector('#detail h2').textContent.includes('"
                                    + numbers[0] + "')")
             page.screenshot(path=str(ARTIFACTS / "console-desktop-bo.png"), full_page=True)
+            timeline = page.locator("#detail .timeline").text_content()
+            assert "urban_management" not in timeline and "གྲོང་ཁྱེར" in timeline  # the department by name
         finally:
             browser.close()
     assert not problems, problems

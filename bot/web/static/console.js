@@ -190,7 +190,9 @@
       const li = el("li");
       const t = el("time", "", when(e.at));
       t.dateTime = e.at;
-      const name = (words.events[e.action] || e.action).replace("{department}", (e.data && e.data.department) || "");
+      const code = (e.data && e.data.department) || "";
+      const department = state.me.departments.find((d) => d.code === code);
+      const name = (words.events[e.action] || e.action).replace("{department}", department ? department.name : code);
       li.append(t, el("span", "", name + " · " + (words.roles[e.actor_role] || e.actor_role)));
       if (e.note) li.append(el("span", "note", e.note));
       timeline.append(li);
