@@ -71,7 +71,7 @@ from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .lifecycle import CaseError
-from .models import Case, CaseEvent, Department, Matter, Node, NodeLevel
+from .models import Case, Department, Matter, Node, NodeLevel
 from .timeutil import LOCAL_TZ, utcnow
 
 VERIFY_WITHIN = timedelta(hours=24)  # Art. 17

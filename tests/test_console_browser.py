@@ -4,7 +4,6 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from sqlalchemy import select

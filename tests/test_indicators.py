@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from storage import cases, indicators
 from storage.indicators import Period, Scope
-from storage.models import Case, CaseEvent, Department, Node
+from storage.models import CaseEvent, Department, Node
 from storage.timeutil import LOCAL_TZ
 
 

@@ -21,7 +21,7 @@ from conversations.dialogs.staff import ACTION_BUTTONS, QUESTIONS
 from conversations.figures import KEY_FIGURES
 from conversations.i18n import LANGUAGES, N_, translate
 from conversations.wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES
-from storage import access, cases, console_logins, queries
+from storage import cases, console_logins, queries
 from storage.db import writing
 from storage.indicators import Period
 from storage.lifecycle import OPEN_STATES, STATES, CaseError
