@@ -287,7 +287,6 @@ def _walk(case: _CaseRow, events: list[tuple], period: Period, as_of: datetime, 
     """Add one case's figures for the period to `out`. `events` are (action, at, to_state, data) in order."""
     start, end = period.start, period.end
     cut = min(end, as_of + timedelta(microseconds=1))  # nothing after "as of" counts
-    within = lambda moment: start <= moment < end  # noqa: E731
     counts = out.counts
     flags: set[str] = set()
     in_charge: str | None = None  # the department handling the case after each step
@@ -306,7 +305,7 @@ def _walk(case: _CaseRow, events: list[tuple], period: Period, as_of: datetime, 
         if at >= cut:
             break
         state = to_state
-        now_in = within(at)
+        now_in = start <= at < end
         if action == "accept":
             if now_in and mine(in_charge):
                 flags.add("accepted")
@@ -374,7 +373,7 @@ def _walk(case: _CaseRow, events: list[tuple], period: Period, as_of: datetime, 
 
     if created >= cut:
         return
-    if within(created) and mine(case.department_code):
+    if start <= created < end and mine(case.department_code):
         counts["reported"] += 1
         out.matters[case.matter_id] += 1
         if resolved_on_spot:
@@ -446,9 +445,13 @@ async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], 
                                               _moment(created))
         # Cases untouched since before the period, with a department and a deadline before it: nothing of
         # theirs happens in the period, but they are still overdue. Counted, not read step by step.
+        # The time bounds are wrapped in coalesce() so that no index on a time range (which would cover
+        # most of the store) is chosen over ix_cases_grid_state: few cases are still being handled.
         query = (select(Case.grid_id, func.count(Case.id))
-                 .where(Case.grid_id.in_(chunk), Case.state.in_(HANDLING_STATES), Case.updated_at < start,
-                        Case.handling_deadline < start, *base)
+                 .where(Case.grid_id.in_(chunk), Case.state.in_(HANDLING_STATES),
+                        func.coalesce(Case.updated_at, Case.handling_deadline) < start,
+                        func.coalesce(Case.handling_deadline, start) < start,
+                        *([Case.matter_id == scope.matter.id] if scope.matter is not None else []))
                  .group_by(Case.grid_id))
         if scope.department is not None:
             query = query.where(Case.department_id == scope.department.id)
@@ -464,6 +467,8 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
 
 # Only these steps carry data the figures read (deadline, department, rating): the rest is not decoded.
 NEEDS_DATA = ("transfer", "return_to_centre", "rate") + EXTENSIONS
+# Steps no figure counts and that never move a case into or out of being handled: not read at all.
+IGNORED = ("report", "start_handling", "comment", "prompt", "relay_feedback", "escalate", "remind", "urge")
 
 
 async def _events(session: AsyncSession, case_ids: list[int], end: datetime) -> dict[int, list[tuple]]:
@@ -477,11 +482,12 @@ async def _events(session: AsyncSession, case_ids: list[int], end: datetime) -> 
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     wanted = ", ".join(f"'{action}'" for action in NEEDS_DATA)  # constants of this module, not input
+    ignored = ", ".join(f"'{action}'" for action in IGNORED)
     columns = f"case_id, action, created_at, to_state, CASE WHEN action IN ({wanted}) THEN data END"
     if connection.dialect.name == "postgresql":
         rows = await raw.fetch(
             f"SELECT {columns}::text FROM case_events WHERE case_id = ANY($1::bigint[]) AND created_at < $2 "
-            "ORDER BY case_id, id", sorted(case_ids), end)
+            f"AND action NOT IN ({ignored}) ORDER BY case_id, id", sorted(case_ids), end)
         batches = [rows]
     else:
         batches = []
@@ -489,7 +495,7 @@ async def _events(session: AsyncSession, case_ids: list[int], end: datetime) -> 
         for chunk in _chunks(sorted(case_ids)):
             cursor = await raw.execute(
                 f"SELECT {columns} FROM case_events WHERE case_id IN ({', '.join('?' * len(chunk))}) "
-                "AND created_at < ? ORDER BY case_id, id", [*chunk, bound])
+                f"AND created_at < ? AND action NOT IN ({ignored}) ORDER BY case_id, id", [*chunk, bound])
             batches.append(await cursor.fetchall())
             await cursor.close()
     for rows in batches:
