@@ -65,6 +65,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cached_property
 from typing import Any, Iterable
 
 from sqlalchemy import String, func, or_, select, type_coerce
@@ -136,11 +137,11 @@ class Period:
     first: date
     last: date
 
-    @property
+    @cached_property
     def start(self) -> datetime:
         return datetime.combine(self.first, time(), tzinfo=LOCAL_TZ).astimezone(timezone.utc)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=LOCAL_TZ).astimezone(timezone.utc)
 
