@@ -139,3 +139,38 @@ async def test_console_command_in_the_chat(demo, monkeypatch):
             assert await console_logins.redeem(session, link.rsplit("/", 1)[1]) is not None
     resident = await start(engine, "someone-new", "zh")
     await resident.run([("/console", "This is for grid staff. Staff join with an invitation code: /join CODE")])
+
+
+async def test_photos_are_served_to_those_who_may_see_the_case(demo, aiohttp_client, tmp_path):
+    from storage.cases import Photo
+    from tests.test_browser import tiny_png
+
+    settings = Settings(attachments_dir=str(tmp_path))
+    runtime = Runtime(settings, demo.kw["bind"], demo, Engine(demo))
+    client = await aiohttp_client(create_app(runtime))
+    picture = tmp_path / "web" / "a.png"
+    picture.parent.mkdir()
+    picture.write_bytes(tiny_png())
+    outside = tmp_path.parent / "outside.png"
+    outside.write_bytes(tiny_png())
+    async with demo.begin() as session:
+        from storage.people import person_for_identity
+
+        someone, _ = await person_for_identity(session, "web", "photo-resident", language="zh")
+        case = await cases.open_case(session, reporter_id=someone.id, matter_code="GM-0301", description="路灯坏了",
+                                     language="zh", grid_code=G01, photos=[
+                                         Photo(platform="web", stored_path=str(picture), content_type="image/png"),
+                                         Photo(platform="web", stored_path=str(outside), content_type="image/png")])
+        number, ids = case.number, [a.id for a in case.attachments]
+    await sign_in(client, demo, "demo-centre-gesang")
+    detail = await (await client.get(f"/console/api/cases/{number}")).json()
+    assert detail["photos"] == [f"/console/api/cases/{number}/photos/{i}" for i in ids]
+    shown = await client.get(detail["photos"][0])
+    assert shown.status == 200 and shown.content_type == "image/png" and await shown.read() == tiny_png()
+    assert (await client.get(detail["photos"][1])).status == 404  # not under the attachments folder
+    other = await client.get(f"/console/api/cases/{number}/photos/{ids[0] + 100}")
+    assert other.status == 404
+
+    client.session.cookie_jar.clear()
+    await sign_in(client, demo, "demo-centre-deji")  # another township: neither the case nor its photos
+    assert (await client.get(detail["photos"][0])).status == 404
