@@ -125,3 +125,45 @@ def test_centre_staff_uses_the_console_in_chromium(server):  # noqa: F811
         finally:
             browser.close()
     assert not problems, problems
+
+
+def test_staff_member_gets_the_link_in_the_web_chat_and_opens_it(server):  # noqa: F811
+    from storage.models import Role
+    from storage.staff import create_invitation
+    from tests.test_browser import answered, press
+
+    base, url = server
+    found = {}
+
+    async def invite(session):
+        found["code"], _ = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
+
+    run_elsewhere(with_database(url, invite))
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      locale="zh-CN")
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        try:
+            page.goto(base + "/")
+            page.locator('.msg.bot button[data-action="lang:zh"]').wait_for()
+            press(page, "lang:zh")
+            for text in (f"/join {found['code']}", "/console"):
+                page.locator("#text").fill(text)
+                answered(page, lambda: page.locator("#text").press("Enter"))
+            link = page.locator('.msg.bot a[href^="/console/login/"]').last
+            link.wait_for()
+            with context.expect_page() as opened:
+                link.click()
+            console = opened.value
+            console.wait_for_load_state()
+            console.locator("#title").wait_for()
+            console.wait_for_function("() => document.querySelector('#title').textContent === '网格中心工作台'")
+            assert console.url == f"{base}/console/"
+            console.screenshot(path=str(ARTIFACTS / "console-from-chat.png"))
+        finally:
+            browser.close()
+    assert not problems, problems

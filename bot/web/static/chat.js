@@ -110,12 +110,29 @@
     const text = entry.who === "bot" ? entry.reply.text : entry.text;
     if (text) {
       const p = el("p", "text", text);
+      if (entry.who === "bot") linkify(p, text);
       markLanguage(p, text);
       box.append(p);
     }
     if (entry.who === "bot") addControls(box, entry.reply, latest);
     if (entry.pending) box.append(el("div", "status", t("sending")));
     return box;
+  }
+
+  // Links in the bot's words (a console sign-in link, a bulletin) become links; the rest stays text.
+  const LINK = /(https?:\/\/[^\s]+|\/(?:console\/login|bulletin)\/[^\s]+)/g;
+  function linkify(node, text) {
+    if (!LINK.test(text)) return;
+    LINK.lastIndex = 0;
+    node.textContent = "";
+    text.split(LINK).forEach((part, index) => {
+      if (index % 2 === 0) { if (part) node.append(document.createTextNode(part)); return; }
+      const a = el("a", "", part);
+      a.href = part;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      node.append(a);
+    });
   }
 
   function addControls(box, reply, latest) {
