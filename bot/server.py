@@ -130,6 +130,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
+        from .bulletin_delivery import BulletinCourier
+
+        courier = BulletinCourier(runtime.sessionmaker, dispatcher.send_to_person, public_url=settings.public_url or
+                                  f"http://{settings.host}:{settings.port}")
+        tasks.append(asyncio.create_task(courier.run(stop), name="bulletins"))
     if settings.sweep_seconds > 0:
         tasks.append(asyncio.create_task(supervise(runtime, stop, settings.sweep_seconds), name="supervision"))
     if ready is not None:

@@ -25,7 +25,7 @@ from storage.timeutil import utcnow
 
 from .context import Context
 from .dialog import finish
-from .dialogs import cases, grid, language, menu, patrol, report, staff
+from .dialogs import cases, console, grid, language, menu, patrol, report, staff, stats
 from .i18n import language_from_platform, number
 from .protocol import Inbound, Reply
 from .router import Router
@@ -37,7 +37,8 @@ DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
 OFFERED = "_offered"  # in the dialog's answers: the button data of the bot's last answer
-FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
+FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router,
+                   stats.router, console.router]
 
 
 class Replies(list):

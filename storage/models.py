@@ -281,6 +281,8 @@ class Case(Base):
         *(Index(f"ix_cases_{field}_open", field, postgresql_where=text(where), sqlite_where=text(where))
           for field, where in DEADLINE_INDEXES.items()),
         Index("ix_cases_anonymised_closed", "anonymised_at", "closed_at"),  # the retention job
+        Index("ix_cases_grid_updated", "grid_id", "updated_at"),  # indicators: cases touched in a period
+        Index("ix_cases_grid_deadline", "grid_id", "handling_deadline"),  # indicators: cases due in a period
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -556,3 +558,34 @@ class PeriodicRun(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+class BulletinDelivery(Base):
+    """The monthly bulletin owed to one member of staff: one row per (month, person), sent once."""
+
+    __tablename__ = "bulletin_deliveries"
+    __table_args__ = (UniqueConstraint("month", "person_id", name="uq_bulletin_deliveries_month_person"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))  # 2026-11
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleLogin(Base):
+    """A one-time sign-in link to the console (only its hash), and the session it opened."""
+
+    __tablename__ = "console_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    link_expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    session_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    session_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import unicodedata
 import warnings
 from collections import OrderedDict
@@ -143,6 +144,11 @@ def render(replies: Sequence[Reply], *, keyboard_shown: bool = False) -> tuple[l
     requested = False
     for reply in replies:
         for file_id in reply.photo_file_ids:
+            if file_id.startswith("/"):  # one of our own images (a chart): Telegram fetches it by public URL
+                public = os.environ.get("GRIDBOT_PUBLIC_URL", "").rstrip("/")
+                if not public.startswith("https://"):
+                    continue
+                file_id = public + file_id
             out.append(Outgoing(photo=file_id))
         parts = split_text(reply.text or "…")
         messages = [Outgoing(text=part) for part in parts]

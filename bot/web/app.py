@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from ..runtime import Runtime
-from . import api, chat, metrics, notice, open311, security
+from . import api, bulletins, chat, console, metrics, notice, open311, security, stats
 from .security import ChatLimits
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -33,6 +33,9 @@ def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> we
     metrics.setup(app, runtime)
     chat.setup(app, runtime, chat_limits)  # also adds the WebChannel to runtime.channels
     api.setup(app, runtime)
+    stats.setup(app)
     open311.setup(app, runtime)
     notice.setup(app, runtime)
+    bulletins.setup(app, runtime)
+    console.setup(app, runtime)
     return app

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from storage import access, audit, cases, deadlines, grids, lifecycle
+from storage import access, audit, cases, deadlines, grids, indicators, lifecycle
 from storage.reading import reading_for
 from storage.lifecycle import BY_TRIGGER, CaseError, CaseNotFound
 from storage.models import Case, CaseView, Department, Person, Role, RoleAssignment
@@ -85,6 +85,9 @@ async def show_desk(ctx: Context) -> None:
         if any(a.role in lifecycle.roles_for("verify_pass", True) for a in assignments):
             rows.append([ctx.button("🔍 Cases to verify", "staff:verify")])
         rows.append([ctx.button("💬 Relay a resident's feedback", "staff:feedback")])
+    if any(a.role in indicators.READER_ROLES for a in assignments):
+        rows.append([ctx.button("📊 Indicators", "staff:stats")])
+    rows.append([ctx.button("🖥 Console (sign-in link)", "staff:console")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say("\n".join(lines), rows)
 

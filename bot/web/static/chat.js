@@ -134,7 +134,8 @@
     const text = entry.who === "bot" ? entry.reply.text : entry.text;
     if (text) {
       const p = el("p", "text");
-      if (entry.who === "bot") withPhoneLinks(p, text);
+      if (entry.who === "bot" && hasLink(text)) linkify(p, text);
+      else if (entry.who === "bot") withPhoneLinks(p, text);
       else p.textContent = shown(text);
       markLanguage(p, text);
       box.append(p);
@@ -144,9 +145,38 @@
     return box;
   }
 
+  // Links in the bot's words (a console sign-in link, a bulletin) become links; the rest stays text.
+  const LINK = /(https?:\/\/[^\s]+|\/(?:console\/login|bulletin)\/[^\s]+)/g;
+  function hasLink(text) {
+    LINK.lastIndex = 0;
+    const found = LINK.test(text);
+    LINK.lastIndex = 0;
+    return found;
+  }
+  function linkify(node, text) {
+    node.textContent = "";
+    text.split(LINK).forEach((part, index) => {
+      if (index % 2 === 0) { if (part) node.append(document.createTextNode(part)); return; }
+      const a = el("a", "", part);
+      a.href = part;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      node.append(a);
+    });
+  }
+
   // Buttons of earlier answers are disabled and out of the Tab order: they belong to finished steps.
   // Those of notices (open a case, rate it) stay usable, like the latest answer's.
   function addControls(box, reply, latest, active) {
+    (reply.photo_file_ids || []).forEach((ref) => {
+      // Our own images (a chart of indicators) are addressed by path; platform file ids are not shown here.
+      if (typeof ref !== "string" || !ref.startsWith("/bulletin/")) return;
+      const img = el("img", "chart");
+      img.src = ref;
+      img.alt = "";
+      img.loading = "lazy";
+      box.append(img);
+    });
     if (reply.buttons && reply.buttons.length) {
       const buttons = el("div", "buttons");
       reply.buttons.forEach((row) => {
