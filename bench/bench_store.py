@@ -310,7 +310,7 @@ class CaseFactory:
             lat = lon = None
         centre = w.township_of[grid_code]
         escalated = state not in (State.reported, State.rejected) and rng.random() < 0.03
-        case = dict(
+        case = dict.fromkeys(CASE_COLUMNS) | dict(  # columns not named here (added later) stay NULL
             id=case_id, number=number, source=(CaseSource.worker_patrol if patrol else CaseSource.resident_report).value,
             state=state, matter_id=matter.id, description=rng.choice(DESCRIPTIONS[language]),
             description_language=language, latitude=lat, longitude=lon,

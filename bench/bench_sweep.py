@@ -50,7 +50,7 @@ def case_row(world: World, case_id: int, state: str, created, rng: random.Random
     grid_code = rng.choice(world.grid_codes)
     matter = world.matters["LIGHT"]
     open_case = state != State.closed
-    return dict(
+    return dict.fromkeys(CASE_COLUMNS) | dict(  # columns not named here (added later) stay NULL
         id=case_id, number=f"LS-{created:%Y%m%d}-{case_id:07d}", source=CaseSource.resident_report.value, state=state,
         matter_id=matter.id, description="楼下路灯坏了三天", description_language="zh", latitude=None, longitude=None,
         address=None, grid_id=world.nodes[grid_code].id, reporter_id=rng.choice(world.residents), anonymous=False,

@@ -33,7 +33,7 @@ from .timeutil import utcnow
 
 log = logging.getLogger("gridbot.supervision")
 
-BATCH = 200
+BATCH = 100  # a pass (one transaction holding its cases) stays well under 200 ms
 
 
 @dataclass
