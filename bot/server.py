@@ -58,7 +58,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
 
     tasks = []
     if settings.dispatcher:
-        dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
+        dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels, count=runtime.count)
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))

@@ -27,4 +27,5 @@ class Settings:
     telegram_webhook_secret: str | None = field(default_factory=lambda: _env("TELEGRAM_WEBHOOK_SECRET"))
     telegram_api_base_url: str | None = field(default_factory=lambda: _env("TELEGRAM_API_BASE_URL"))
     telegram_poll_interval: float = field(default_factory=lambda: float(_env("TELEGRAM_POLL_INTERVAL", "0.0")))
+    telegram_rate: float = field(default_factory=lambda: float(_env("TELEGRAM_MESSAGES_PER_SECOND", "30")))
     dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")

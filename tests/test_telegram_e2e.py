@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bot.dispatcher import Dispatcher, RateLimiter
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.telegram.adapter import SECRET_HEADER, TelegramFrontDoor
@@ -188,7 +188,7 @@ class StaffInbox:
 
 def quick_dispatcher(runtime: Runtime, channels=None) -> Dispatcher:
     channels = list(channels if channels is not None else runtime.channels) + [StaffInbox()]
-    return Dispatcher(runtime.sessionmaker, channels, limiter=RateLimiter(per_second=1000, per_chat_interval=0), batch=500)
+    return Dispatcher(runtime.sessionmaker, channels, batch=500)
 
 
 @pytest.mark.parametrize("language", ["zh", "bo"])

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import FormData
 from sqlalchemy import func, select
 
-from bot.dispatcher import Dispatcher, RateLimiter
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.web import chat as web_chat
@@ -250,7 +250,7 @@ async def accept(demo, number: str) -> None:
 
 def dispatcher_for(runtime: Runtime) -> Dispatcher:
     assert [c.platform for c in runtime.channels] == ["web"]
-    return Dispatcher(runtime.sessionmaker, runtime.channels, limiter=RateLimiter(per_second=10_000, per_chat_interval=0))
+    return Dispatcher(runtime.sessionmaker, runtime.channels)
 
 
 async def drain(dispatcher: Dispatcher) -> None:

@@ -228,7 +228,7 @@ class TelegramFrontDoor:
             await self.application.shutdown()
             raise
         self._accepting = True
-        self.channel = TelegramChannel(self.application.bot)
+        self.channel = TelegramChannel(self.application.bot, per_second=self.settings.telegram_rate)
         self.runtime.channels.append(self.channel)
         log.info("telegram front door started: mode=%s bot_id=%s", self.mode, self.application.bot.id)
 

@@ -1,0 +1,80 @@
+"""Pacing shared by every instance: sending slots handed out by the database.
+
+A key (one bot, one chat) has a row holding the next free moment. Reserving a slot moves
+it on by the key's interval in one atomic upsert, so two instances that reserve at the
+same moment get consecutive slots, never the same one. A platform's "slow down" (429)
+moves the bot's next free moment past the pause for every instance at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .db import writing
+from .models import PacingSlot
+
+
+class SharedPacer:
+    """`wait(key, interval)` returns at the caller's slot; `pause(key, seconds)` holds a key for everyone.
+
+    `clock` gives Unix seconds and `sleep` waits: both replaceable for tests. Instances must have
+    synchronised clocks (NTP), as slots are moments in time.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.sleep = sleep
+
+    async def reserve(self, key: str, interval: float) -> float:
+        """The start of the next free slot of `key` (Unix seconds), taken for the caller."""
+        now = self.clock()
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            end = await session.scalar(self._upsert(session, key, now + interval,
+                                                    lambda column: _greatest(session, column, now) + interval))
+        return end - interval
+
+    async def wait(self, key: str, interval: float) -> float:
+        """Reserve a slot and sleep until it starts; returns how long it waited."""
+        delay = await self.reserve(key, interval) - self.clock()
+        if delay > 0:
+            await self.sleep(delay)
+            return delay
+        return 0.0
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """No slot of `key` starts before `seconds` from now, whoever asks."""
+        until = self.clock() + seconds
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            await session.scalar(self._upsert(session, key, until, lambda column: _greatest(session, column, until)))
+
+    async def next_free(self, key: str) -> float | None:
+        async with self.sessionmaker() as session:
+            return await session.scalar(select(PacingSlot.next_at).where(PacingSlot.key == key))
+
+    @staticmethod
+    def _upsert(session: AsyncSession, key: str, value: float, updated):
+        dialect = session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(PacingSlot).values(key=key, next_at=value)
+        return statement.on_conflict_do_update(
+            index_elements=[PacingSlot.key], set_={"next_at": updated(PacingSlot.next_at)}
+        ).returning(PacingSlot.next_at)
+
+
+def _greatest(session: AsyncSession, column, value: float):
+    return func.greatest(column, value) if session.bind.dialect.name == "postgresql" else func.max(column, value)
