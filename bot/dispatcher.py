@@ -51,8 +51,8 @@ class Dispatcher:
         channels: list[Channel],
         *,
         pacer: SharedPacer | None = None,
-        batch: int = 200,
-        concurrency: int = 64,
+        batch: int = 500,
+        concurrency: int = 1000,
         per_recipient: int = 10,
         idle_seconds: float = 0.5,
         count: Callable[[str, int], None] | None = None,
@@ -136,24 +136,28 @@ class Dispatcher:
 
     async def _serve(self, ids: list[int], stop: asyncio.Event | None) -> None:
         """One recipient's leased notices, one after the other."""
-        leased_at = time.monotonic()
+        held = {"ids": ids, "renewed": time.monotonic()}
+
+        async def keep_lease() -> None:
+            if time.monotonic() - held["renewed"] > RENEW_AFTER:
+                await self._record(outbox.renew, self.worker, held["ids"])
+                held["renewed"] = time.monotonic()
+
         for index, notification_id in enumerate(ids):
-            rest = ids[index:]
+            held["ids"] = rest = ids[index:]
             if stop is not None and stop.is_set():
                 await self._record(outbox.postpone, self.worker, rest, utcnow())
                 return
-            if time.monotonic() - leased_at > RENEW_AFTER:
-                await self._record(outbox.renew, self.worker, rest)
-                leased_at = time.monotonic()
+            await keep_lease()
             try:
-                go_on = await self._deliver(notification_id, rest[1:])
+                go_on = await self._deliver(notification_id, rest[1:], keep_lease)
             except Exception:
                 log.exception("notification %s: delivery failed", notification_id)
                 go_on = True  # its lease runs out and it is tried again
             if not go_on:
                 return
 
-    async def _deliver(self, notification_id: int, rest: list[int]) -> bool:
+    async def _deliver(self, notification_id: int, rest: list[int], keep_lease=None) -> bool:
         """Send one notification; False when the recipient's other leased notices must wait."""
         async with self.sessionmaker() as session:
             notification = await session.get(Notification, notification_id)
@@ -180,15 +184,15 @@ class Dispatcher:
             return False
         pacing: Pacing | None = getattr(channel, "pacing", None)
         try:
-            await self._paced_send(channel, pacing, chat_id, reply)
+            await self._paced_send(channel, pacing, chat_id, reply, keep_lease)
         except RetryLater as exc:
             self.count(f'send_retry_later{{platform="{platform}"}}', 1)
             log.warning("%s asked to wait %.1f s: pausing that bot's sending on every instance", platform, exc.seconds)
             if pacing is not None:
                 await self.pacer.pause(pacing.key, exc.seconds)
-            until = utcnow() + timedelta(seconds=exc.seconds)
-            await self._record(outbox.mark_failed, notification_id, self.worker, str(exc), retry_after=exc.seconds)
-            await self._record(outbox.postpone, self.worker, rest, until)
+            now = utcnow()
+            await self._record(outbox.mark_failed, notification_id, self.worker, str(exc), retry_after=exc.seconds, now=now)
+            await self._record(outbox.postpone, self.worker, rest, now + timedelta(seconds=exc.seconds))
             return False
         except Blocked:
             async with self.sessionmaker.begin() as session:
@@ -212,7 +216,7 @@ class Dispatcher:
         await self._record(outbox.mark_sent, notification_id, self.worker)
         return True
 
-    async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str, reply) -> None:
+    async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str, reply, keep_lease=None) -> None:
         """Wait for the chat's slot, then the bot's, then send. The chat's next slot then starts one
         interval after the send came back, so however unevenly requests travel, two messages to one
         chat arrive at least the interval apart."""
@@ -220,8 +224,8 @@ class Dispatcher:
             await channel.send(chat_id, reply)
             return
         chat_key, interval = f"{pacing.key}:chat:{chat_id}", pacing.chat_interval(chat_id) + CHAT_MARGIN
-        await self.pacer.wait(chat_key, interval)
-        await self.pacer.wait(pacing.key, 1.0 / pacing.per_second)
+        await self.pacer.wait(chat_key, interval, while_waiting=keep_lease)
+        await self.pacer.wait(pacing.key, 1.0 / pacing.per_second, while_waiting=keep_lease)
         try:
             await channel.send(chat_id, reply)
         finally:

@@ -47,13 +47,37 @@ class SharedPacer:
                                                     lambda column: _greatest(session, column, now) + interval))
         return end - interval
 
-    async def wait(self, key: str, interval: float) -> float:
-        """Reserve a slot and sleep until it starts; returns how long it waited."""
-        delay = await self.reserve(key, interval) - self.clock()
-        if delay > 0:
-            await self.sleep(delay)
-            return delay
-        return 0.0
+    async def wait(
+        self,
+        key: str,
+        interval: float,
+        *,
+        horizon: float = 1.0,
+        late: float = 0.1,
+        while_waiting: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
+        """Sleep until a slot of `key` starts, and take it; returns how long it waited.
+
+        A slot is reserved only once it is less than `horizon` away: many waiters hold no slots
+        far ahead, so a pause (429) applies to nearly all of them. A caller that wakes more than
+        `late` seconds after its slot (a busy machine) takes a new one instead of sending late,
+        so that stalled senders do not go out together in a burst. `while_waiting` is called
+        between looks (e.g. to renew a lease)."""
+        started = self.clock()
+        while True:
+            free = await self.next_free(key)
+            ahead = (free or 0) - self.clock()
+            if ahead > horizon:
+                await self.sleep(min(ahead - horizon, 5.0))
+                if while_waiting is not None:
+                    await while_waiting()
+                continue
+            slot = await self.reserve(key, interval)
+            delay = slot - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            if self.clock() - slot <= late:
+                return max(0.0, self.clock() - started)
 
     async def pause(self, key: str, seconds: float) -> None:
         """No slot of `key` starts before `seconds` from now, whoever asks."""
