@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from aiohttp import web
+
+from storage import updates
+from storage.db import writing
 
 from .dispatcher import Dispatcher
 from .runtime import Runtime
@@ -23,6 +27,25 @@ async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asy
                 await dispatcher.send_to_person(person_id, replies)
         except Exception:
             log.exception("closing idle dialogs failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def forget_old_updates(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
+    """Once an hour: processed updates older than the retention period are deleted (a platform never
+    redelivers that late; Telegram may reuse ids after a week of silence)."""
+    retention = timedelta(days=runtime.settings.update_retention_days)
+    while not stop.is_set():
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                await writing(session)
+                pruned = await updates.prune(session, retention)
+            if pruned:
+                log.info("forgot %d processed updates older than %s", pruned, retention)
+        except Exception:
+            log.exception("forgetting old updates failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except asyncio.TimeoutError:
@@ -62,6 +85,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
+    tasks.append(asyncio.create_task(forget_old_updates(runtime, stop), name="old updates"))
     if ready is not None:
         ready.set()
     try:
@@ -79,4 +103,4 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             except Exception:
                 log.exception("telegram did not stop cleanly")
         await runner.cleanup()
-        await runtime.db.dispose()
+        await runtime.close()

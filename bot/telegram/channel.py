@@ -24,7 +24,7 @@ class TelegramChannel:
 
     def __init__(self, bot: Bot, *, per_second: float = 30.0):
         self.bot = bot
-        self.pacing = Pacing(key=f"telegram:{bot.id}", per_second=per_second)
+        self.pacing = Pacing(key=f"telegram:{bot.token.split(':')[0]}", per_second=per_second)  # the bot id
 
     async def send(self, chat_id: str, reply: Reply) -> None:
         plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)

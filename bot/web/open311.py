@@ -29,10 +29,11 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from storage import api_tokens, cases, queries
 from storage.db import writing
+from storage.locks import lock_id
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
 from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
 from storage.timeutil import utcnow
@@ -439,7 +440,10 @@ class Open311:
         async with self.sessionmaker.begin() as session:
             await writing(session)
             if key:
-                seen = await session.get(ProcessedUpdate, ("open311", f"{token_id}:{key}"))
+                if session.bind.dialect.name == "postgresql":  # the same key at once: one after the other
+                    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"),
+                                          {"id": lock_id(f"open311:{token_id}:{key}")})
+                seen = await session.get(ProcessedUpdate, ("open311", "", "", f"{token_id}:{key}"))
                 if seen is not None:
                     data = [{"service_request_id": seen.replies[0]["number"], "service_notice": None, "account_id": None}]
                     return respond(_format_of(request), "service_requests", "request", data, status=200)
@@ -462,7 +466,7 @@ class Open311:
             )
             if key:
                 session.add(ProcessedUpdate(platform="open311", update_id=f"{token_id}:{key}",
-                                            replies=[{"number": case.number}]))
+                                            replies=[{"number": case.number}], answered_at=utcnow()))
             if api_tokens.needs_touch(await session.get_one(ApiToken, token_id)):
                 await api_tokens.touch(session, token_id)
             number = case.number
