@@ -184,7 +184,7 @@ class TelegramFrontDoor:
         self._answered: dict[int, bool] = {}  # webhook updates handled here: was the answer sent?
         # SQLite has one writer: its busy handler retries with sleeps of up to 100 ms, so
         # concurrent dialog transactions of this process queue here, in order, instead.
-        self._engine_gate = asyncio.Lock() if _is_sqlite(runtime) else contextlib.nullcontext()
+        self._engine_gate = _sqlite_gate(runtime) if _is_sqlite(runtime) else contextlib.nullcontext()
         self.application = self._build(rate_limiter, active_updates)
         handlers.install(self.application, self)
         self.application.add_error_handler(self._on_error)
@@ -321,27 +321,37 @@ class TelegramFrontDoor:
             return update.update_id not in self._failed
         bot, update_id = self.bot_key, str(update.update_id)
         sessionmaker = self.runtime.sessionmaker
-        async with sessionmaker.begin() as session:
-            await writing(session)
-            await updates.store_arrival(session, PLATFORM, bot, chat, update_id, body)
+        arriving = _ARRIVING.setdefault((bot, chat), set())
+        arriving.add(update.update_id)  # at once, before any wait: this process's drains wait for it
+        try:
+            async with self._engine_gate, sessionmaker.begin() as session:
+                await writing(session)
+                await updates.store_arrival(session, PLATFORM, bot, chat, update_id, body)
+        finally:
+            arriving.discard(update.update_id)
+            if not arriving:
+                _ARRIVING.pop((bot, chat), None)
         if self.order_window > 0:
             await asyncio.sleep(self.order_window)
         async with self.runtime.chat_locks().hold(f"{PLATFORM}:{bot}:{chat}"):
             holding = _HOLDING.set(True)
             try:
-                async with sessionmaker() as session:
-                    queue = await updates.waiting(session, PLATFORM, bot, chat)
-                if update_id not in [queued for queued, _ in queue]:
-                    queue.append((update_id, body))  # handled before: answered again if that answer was lost
-                for queued_id, payload in queue:
-                    queued = update if queued_id == update_id else Update.de_json(payload, self.application.bot)
-                    await self.process(queued)
-                    if queued.update_id in self._failed:
-                        self._failed.discard(queued.update_id)  # stays stored: tried again, in order
+                tried: set[str] = set()
+                while True:  # the oldest waiting update first, looking again after each one
+                    async with sessionmaker() as session:
+                        queue = [(i, p) for i, p in await updates.waiting(session, PLATFORM, bot, chat) if i not in tried]
+                    earlier = _ARRIVING.get((bot, chat), ())
+                    if earlier and (not queue or min(earlier) < int(queue[0][0])):
+                        await asyncio.sleep(0.005)  # an earlier update reached this process and is being stored
                         continue
-                    async with sessionmaker.begin() as session:
-                        await writing(session)
-                        await updates.settle(session, PLATFORM, bot, chat, queued_id)
+                    if not queue:
+                        break
+                    queued_id, payload = queue[0]
+                    tried.add(queued_id)
+                    queued = update if queued_id == update_id else Update.de_json(payload, self.application.bot)
+                    await self._process_stored(queued, bot, chat, queued_id)
+                if update_id not in tried:  # handled before: answered again if that answer was lost
+                    await self._process_stored(update, bot, chat, update_id)
             finally:
                 _HOLDING.reset(holding)
             if update.update_id in self._answered:  # handled here just now
@@ -349,6 +359,15 @@ class TelegramFrontDoor:
             async with sessionmaker() as session:  # handled before, here or by another instance
                 handled, answered = await updates.outcome(session, PLATFORM, bot, chat, update_id)
         return handled and answered
+
+    async def _process_stored(self, update: Update, bot: str, chat: str, update_id: str) -> None:
+        await self.process(update)
+        if update.update_id in self._failed:
+            self._failed.discard(update.update_id)  # stays stored: tried again, in order
+            return
+        async with self._engine_gate, self.runtime.sessionmaker.begin() as session:
+            await writing(session)
+            await updates.settle(session, PLATFORM, bot, chat, update_id)
 
     async def process(self, update: Update) -> None:
         """Process one update through the Application (handlers, per-person ordering, error handler)."""
@@ -473,6 +492,16 @@ def _chat_of(update: Update) -> str | None:
         return None
     chat = update.effective_chat
     return str(chat.id if chat is not None else update.effective_user.id)
+
+
+_SQLITE_GATES: dict[str, asyncio.Lock] = {}
+# (bot, chat) -> update ids received by this process and not yet stored
+_ARRIVING: dict[tuple[str, str], set[int]] = {}
+
+
+def _sqlite_gate(runtime: Runtime) -> asyncio.Lock:
+    """One gate per SQLite database in this process, shared by its front doors."""
+    return _SQLITE_GATES.setdefault(str(runtime.db.url), asyncio.Lock())
 
 
 def _is_sqlite(runtime: Runtime) -> bool:
