@@ -54,7 +54,7 @@ class Dispatcher:
         batch: int = 500,
         concurrency: int = 1000,
         per_recipient: int = 10,
-        idle_seconds: float = 0.5,
+        idle_seconds: float = 0.25,
         count: Callable[[str, int], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -123,7 +123,7 @@ class Dispatcher:
 
     async def _lease(self, limit: int, recipients: int | None = None) -> dict[int, list[int]]:
         """Leased notification ids per recipient, in order (at most `recipients` people)."""
-        async with self.sessionmaker.begin() as session:
+        async with self.pacer.gate, self.sessionmaker.begin() as session:
             await writing(session)
             rows = await outbox.lease_due(session, self.worker, limit, per_recipient=self.per_recipient)
             by_recipient: dict[int, list[int]] = {}
@@ -195,7 +195,7 @@ class Dispatcher:
             await self._record(outbox.postpone, self.worker, rest, now + timedelta(seconds=exc.seconds))
             return False
         except Blocked:
-            async with self.sessionmaker.begin() as session:
+            async with self.pacer.gate, self.sessionmaker.begin() as session:
                 await writing(session)
                 given_up = await outbox.mark_blocked(session, notification_id, self.worker, identity_id)
             if given_up:
@@ -217,14 +217,14 @@ class Dispatcher:
         return True
 
     async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str, reply, keep_lease=None) -> None:
-        """Wait for the chat's slot, then the bot's, then send. The chat's next slot then starts one
-        interval after the send came back, so however unevenly requests travel, two messages to one
-        chat arrive at least the interval apart."""
+        """Wait until the chat is free, then for the bot's slot, then send. The chat is then free again
+        one interval after the send came back, so however unevenly requests travel, two messages to
+        one chat arrive at least the interval apart. (One sender per chat at a time: the lease.)"""
         if pacing is None:
             await channel.send(chat_id, reply)
             return
         chat_key, interval = f"{pacing.key}:chat:{chat_id}", pacing.chat_interval(chat_id) + CHAT_MARGIN
-        await self.pacer.wait(chat_key, interval, while_waiting=keep_lease)
+        await self.pacer.wait_until_free(chat_key, keep_lease)
         await self.pacer.wait(pacing.key, 1.0 / pacing.per_second, while_waiting=keep_lease)
         try:
             await channel.send(chat_id, reply)
@@ -241,7 +241,7 @@ class Dispatcher:
         self.count(f'notifications_given_up{{reason="{reason}"}}', by)
 
     async def _record(self, mark, *args, **kwargs):
-        async with self.sessionmaker.begin() as session:
+        async with self.pacer.gate, self.sessionmaker.begin() as session:
             await writing(session)
             return await mark(session, *args, **kwargs)
 
@@ -271,9 +271,10 @@ class Dispatcher:
 
     async def _still_concerned(self, session: AsyncSession, notification: Notification) -> bool:
         """Staff whose role was revoked since the step (or who moved) are no longer told about the case."""
-        case = await session.get(Case, notification.case_id)
-        if case is None or case.reporter_id == notification.recipient_id:
+        reporter = await session.scalar(select(Case.reporter_id).where(Case.id == notification.case_id))
+        if reporter is None or reporter == notification.recipient_id:
             return True
+        case = await session.get(Case, notification.case_id)
         return access.can_view(notification.recipient_id, await active_roles(session, notification.recipient_id), case)
 
     async def _identity(self, session: AsyncSession, person_id: int) -> tuple[Identity | None, str | None]:

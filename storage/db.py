@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -59,6 +61,22 @@ async def writing(session: AsyncSession) -> AsyncSession:
     """
     await session.connection(execution_options={"writing": True})
     return session
+
+
+_gates: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+def write_gate(engine: AsyncEngine | None):
+    """Where this process's writers queue on SQLite (one writer at a time, and its busy handler
+    sleeps up to 100 ms between tries); nothing on PostgreSQL. One per database and event loop."""
+    if engine is None or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    key = (str(engine.url), id(asyncio.get_running_loop()))
+    if key not in _gates:
+        if len(_gates) > 64:
+            _gates.clear()  # old event loops (tests)
+        _gates[key] = asyncio.Lock()
+    return _gates[key]
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -100,13 +100,14 @@ async def _mine(session: AsyncSession, notification_id: int, worker: str) -> Not
 
 
 async def mark_sent(session: AsyncSession, notification_id: int, worker: str, now: datetime | None = None) -> bool:
-    row = await _mine(session, notification_id, worker)
-    if row is None:
-        return False
-    row.sent_at = now or utcnow()
-    row.attempts += 1
-    row.claimed_by, row.claimed_until = None, None
-    return True
+    """One statement: sent, if this worker still holds it (False: its lease ran out and was taken)."""
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.claimed_by == worker, Notification.sent_at.is_(None))
+        .values(sent_at=now or utcnow(), attempts=Notification.attempts + 1, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
 
 
 async def mark_failed(

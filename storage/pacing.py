@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .db import writing
+from .db import write_gate, writing
 from .models import PacingSlot
 
 
@@ -37,11 +37,18 @@ class SharedPacer:
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.sleep = sleep
+        self._queues: dict[str, asyncio.Lock] = {}
+        self._bind = sessionmaker.kw.get("bind")
+
+    @property
+    def gate(self):
+        """This process's queue of writers on SQLite (`storage.db.write_gate`)."""
+        return write_gate(self._bind)
 
     async def reserve(self, key: str, interval: float) -> float:
         """The start of the next free slot of `key` (Unix seconds), taken for the caller."""
         now = self.clock()
-        async with self.sessionmaker.begin() as session:
+        async with self.gate, self.sessionmaker.begin() as session:
             await writing(session)
             end = await session.scalar(self._upsert(session, key, now + interval,
                                                     lambda column: _greatest(session, column, now) + interval))
@@ -52,37 +59,43 @@ class SharedPacer:
         key: str,
         interval: float,
         *,
-        horizon: float = 1.0,
         late: float = 0.1,
         while_waiting: Callable[[], Awaitable[None]] | None = None,
     ) -> float:
         """Sleep until a slot of `key` starts, and take it; returns how long it waited.
 
-        A slot is reserved only once it is less than `horizon` away: many waiters hold no slots
-        far ahead, so a pause (429) applies to nearly all of them. A caller that wakes more than
-        `late` seconds after its slot (a busy machine) takes a new one instead of sending late,
-        so that stalled senders do not go out together in a burst. `while_waiting` is called
-        between looks (e.g. to renew a lease)."""
+        The callers of one process queue for a key, so each process holds at most one slot of
+        it ahead of time: a pause (429) applies at once to everything queued behind. A caller
+        that wakes more than `late` seconds after its slot (a busy machine) takes a new one
+        instead of sending late, so that stalled senders do not go out together in a burst.
+        `while_waiting` is called between sleeps of at most 5 s (e.g. to renew a lease)."""
         started = self.clock()
-        while True:
-            free = await self.next_free(key)
-            ahead = (free or 0) - self.clock()
-            if ahead > horizon:
-                await self.sleep(min(ahead - horizon, 5.0))
-                if while_waiting is not None:
-                    await while_waiting()
-                continue
-            slot = await self.reserve(key, interval)
-            delay = slot - self.clock()
-            if delay > 0:
-                await self.sleep(delay)
-            if self.clock() - slot <= late:
-                return max(0.0, self.clock() - started)
+        queue = self._queues.setdefault(key, asyncio.Lock())
+        async with queue:
+            while True:
+                slot = await self.reserve(key, interval)
+                while (delay := slot - self.clock()) > 0:
+                    await self.sleep(min(delay, 5.0))
+                    if while_waiting is not None and slot - self.clock() > 0:
+                        await while_waiting()
+                if self.clock() - slot <= late:
+                    return max(0.0, self.clock() - started)
+
+    async def wait_until_free(
+        self, key: str, while_waiting: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Sleep until `key`'s next free moment without taking a slot (for a key only one sender
+        uses at a time, moved on with `pause` after each send)."""
+        free = await self.next_free(key)
+        while free is not None and (delay := free - self.clock()) > 0:
+            await self.sleep(min(delay, 5.0))
+            if while_waiting is not None:
+                await while_waiting()
 
     async def pause(self, key: str, seconds: float) -> None:
         """No slot of `key` starts before `seconds` from now, whoever asks."""
         until = self.clock() + seconds
-        async with self.sessionmaker.begin() as session:
+        async with self.gate, self.sessionmaker.begin() as session:
             await writing(session)
             await session.scalar(self._upsert(session, key, until, lambda column: _greatest(session, column, until)))
 

@@ -50,7 +50,7 @@ from conversations.i18n import N_, translate
 from conversations.protocol import Inbound
 
 from storage import updates
-from storage.db import writing
+from storage.db import write_gate, writing
 
 from ..runtime import Runtime
 from . import handlers, render
@@ -184,7 +184,7 @@ class TelegramFrontDoor:
         self._answered: dict[int, bool] = {}  # webhook updates handled here: was the answer sent?
         # SQLite has one writer: its busy handler retries with sleeps of up to 100 ms, so
         # concurrent dialog transactions of this process queue here, in order, instead.
-        self._engine_gate = _sqlite_gate(runtime) if _is_sqlite(runtime) else contextlib.nullcontext()
+        self._runtime_db = getattr(runtime, "db", None)
         self.application = self._build(rate_limiter, active_updates)
         handlers.install(self.application, self)
         self.application.add_error_handler(self._on_error)
@@ -373,6 +373,10 @@ class TelegramFrontDoor:
         """Process one update through the Application (handlers, per-person ordering, error handler)."""
         app = self.application
         await app.update_processor.process_update(update, app.process_update(update))
+
+    @property
+    def _engine_gate(self):
+        return write_gate(self._runtime_db)
 
     @property
     def bot_key(self) -> str:

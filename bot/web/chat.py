@@ -37,7 +37,7 @@ from conversations.dialogs.menu import LANGUAGE_NAMES
 from conversations.engine import Sender
 from conversations.i18n import LANGUAGES, N_, number, translate
 from conversations.protocol import Inbound, Reply
-from storage.db import writing
+from storage.db import write_gate, writing
 from storage.models import Identity, Person, WebInboxMessage
 from storage.timeutil import utcnow
 
@@ -136,7 +136,7 @@ class WebChannel:
         self.signals = signals or InboxSignals()
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        async with self.sessionmaker.begin() as session:
+        async with write_gate(self.sessionmaker.kw.get("bind")), self.sessionmaker.begin() as session:
             await writing(session)
             person_id = await _web_person(session, chat_id)
             if person_id is None:
