@@ -7,7 +7,9 @@ import unicodedata
 
 import pyewts
 
-_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters, invisible direction marks, and lone surrogates (JSON can carry "\ud800": no
+# encoding can store it, so it would make the text impossible to file).
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _TIBETAN = re.compile(r"[\u0f00-\u0fff]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -26,8 +28,16 @@ def clean(text: str) -> str:
 
 
 def without_controls(text: str, limit: int = 10_000) -> str:
-    """Control characters (NUL included: PostgreSQL refuses it) removed, length bounded."""
+    """Control characters (NUL included: PostgreSQL refuses it) and lone surrogates removed, length bounded."""
     return _CONTROL.sub("", text or "")[:limit]
+
+
+def small_number(value: str, default: int = 0, limit: int = 1_000_000) -> int:
+    """A page, offset or count from button data: ASCII digits only ('²'.isdigit() is True, int('²')
+    raises) and bounded, else `default` (button data can be forged)."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 7 and int(value) <= limit:
+        return int(value)
+    return default
 
 
 def script_of(text: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///gridbot.sqlite3"
 
@@ -79,8 +81,27 @@ def write_gate(engine: AsyncEngine | None):
     return _gates[key]
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _without_surrogates(session, _context, _instances) -> None:
+    """Last line of defence: a lone surrogate (from JSON's "\\ud800") cannot be encoded for any
+    database and would fail the whole transaction; adapters clean text first, this catches the rest."""
+    for instance in list(session.new) + list(session.dirty):
+        for key, value in vars(instance).items():
+            if isinstance(value, str) and not key.startswith("_") and _SURROGATE.search(value):
+                setattr(instance, key, _SURROGATE.sub("", value))
+
+
+class CleanTextSession(Session):
+    """The ORM session of the product: text attributes lose lone surrogates before a flush."""
+
+
+event.listen(CleanTextSession, "before_flush", _without_surrogates)
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=CleanTextSession)
 
 
 def sqlite_path(url: str) -> Path | None:

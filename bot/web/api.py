@@ -39,7 +39,7 @@ from storage.models import Case, CaseEvent, CaseSource, CaseView, Matter, Node, 
 from storage.people import active_roles
 from storage.timeutil import local
 
-from .security import RateLimiter
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter
 
 log = logging.getLogger("gridbot.api")
 
@@ -107,6 +107,7 @@ async def api_errors(request: web.Request, handler):
         return await handler(request)
     try:
         response = await handler(request)
+        OUTAGE.ok()
     except ApiError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="gridbot"'} if exc.status == 401 else {}
         if "retry_after" in exc.details:
@@ -120,9 +121,13 @@ async def api_errors(request: web.Request, handler):
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         response = error_response(exc.status, HTTP_CODES.get(exc.status, "http_error"), exc.reason, headers=headers)
-    except Exception:
-        log.exception("case API: %s %s failed", request.method, request.path)
-        response = error_response(500, "internal_error", "something went wrong on our side")
+    except Exception as exc:
+        if OUTAGE.failed(exc):
+            response = error_response(503, "unavailable", "the database is briefly unreachable; try again",
+                                      headers={"Retry-After": str(RETRY_AFTER_OUTAGE)})
+        else:
+            log.exception("case API: %s %s failed", request.method, request.path)
+            response = error_response(500, "internal_error", "something went wrong on our side")
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -309,7 +314,7 @@ async def action_body(request: web.Request, trigger: str) -> dict[str, Any]:
             raise ApiError(415, "unsupported_media_type", "send the inputs as a JSON object (Content-Type: application/json)")
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_input", "the body must be a JSON object")

@@ -42,7 +42,7 @@ from storage.models import Identity, Person, WebInboxMessage
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
-from .security import ChatLimits, RateLimiter, WebError, client_address, read_body
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, RateLimiter, WebError, client_address, read_body
 
 log = logging.getLogger("gridbot.web.chat")
 
@@ -289,7 +289,7 @@ class WebChat:
         body = await read_body(request, self.limits.json_bytes)
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise WebError(400, "invalid_json", "the body is not JSON") from None
         if not isinstance(data, dict):
             raise WebError(400, "invalid_json", "the body must be a JSON object")
@@ -497,14 +497,19 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     def guarded(handler):
         async def run(request: web.Request) -> web.StreamResponse:
             try:
-                return await handler(request)
+                response = await handler(request)
             except WebError as error:
                 return error.response()
             except web.HTTPException:
                 raise
-            except Exception:
+            except Exception as exc:
+                if OUTAGE.failed(exc):
+                    return WebError(503, "unavailable", "the service is briefly unavailable; please try again",
+                                    retry_after=RETRY_AFTER_OUTAGE).response()
                 log.exception("web chat request %s failed", request.path)
                 return WebError(500, "internal_error", "something went wrong; please try again").response()
+            OUTAGE.ok()
+            return response
 
         return run
 

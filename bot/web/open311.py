@@ -39,7 +39,7 @@ from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Ma
 from storage.timeutil import utcnow
 
 from .api import iso
-from .security import RateLimiter, client_address
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, client_address
 
 log = logging.getLogger("gridbot.open311")
 
@@ -153,7 +153,11 @@ async def open311_errors(request: web.Request, handler):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if OUTAGE.failed(exc):
+            response = error_response(fmt, 503, "the database is briefly unreachable; try again")
+            response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+            return response
         log.exception("Open311: %s %s failed", request.method, request.path)
         return error_response(fmt, 500, "internal error")
 

@@ -184,8 +184,8 @@ class ActionDialog(Dialog):
                 value = i18n.translate("zh", REJECT_REASONS[choice])  # stored in the official language
             elif need == "department":
                 value = choice
-            elif need == "hours" and choice.isdigit():
-                value = int(choice)
+            elif need == "hours" and text.small_number(choice, default=-1, limit=10_000) >= 0:
+                value = text.small_number(choice)
         elif message.kind == "text" and need in ("reason", "result", "note"):
             typed = text.clean(message.text)
             if ctx.data.get("awaiting_duplicate"):
