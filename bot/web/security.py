@@ -159,7 +159,9 @@ class ChatLimits:
     ip_per_second: float = 10.0
     photo_cost: float = 3.0  # a photo costs three messages
     streams_per_client: int = 3  # open /chat/events connections (tabs) per client
-    inbox_poll_seconds: float = 5.0  # how often an open event stream looks at the database
+    # An open event stream looks at the database when the store wakes it (a notice for that page was
+    # written: LISTEN/NOTIFY on PostgreSQL, a signal in this process), and otherwise only this often.
+    inbox_poll_seconds: float = 120.0
     keepalive_seconds: float = 15.0
 
 
