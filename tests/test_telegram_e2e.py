@@ -445,3 +445,63 @@ async def test_centre_staff_joins_and_moves_a_case_from_the_notification(bots, e
     async with bots.sessionmaker() as session:
         case = await session.scalar(select(Case).where(Case.number == number))
         assert case.state == "transferred" and case.department.code == "urban_management"
+
+
+async def test_a_storm_of_429s_and_5xx_loses_no_notice_and_a_429_pauses_the_bot(bots, emulator, proxy, http):
+    """The fault-injecting proxy answers the first sends with 429s, 500s and one lost answer (the
+    message arrives, the bot hears 502). Every resident gets their notice; only the lost answer's
+    chat may get it twice (at least once); the 429 held the bot's pace for its retry_after."""
+    import time as clock
+
+    from sqlalchemy import update
+
+    from storage.models import PacingSlot
+    from storage.people import person_for_identity
+    from storage.timeutil import utcnow
+
+    door = await bots.polling()
+    people = [user(http, emulator, bots, "zh") for _ in range(6)]
+    store = CaseStore(bots.sessionmaker)
+    numbers = {}
+    for person in people:
+        async with bots.sessionmaker.begin() as session:
+            resident, _ = await person_for_identity(session, "telegram", str(person.user_id), chat_id=str(person.chat_id))
+            resident.language_chosen = True
+            resident_id = resident.id
+        case = await store.open_case(reporter_id=resident_id, matter_code=STREET_LIGHT, description=DESCRIPTIONS["zh"],
+                                     language="zh", grid_code="5401-D1-01-01-G01")
+        numbers[person.chat_id] = case.number
+    staff = await centre_staff(bots.sessionmaker)
+    for number in numbers.values():
+        await store.act(number, staff, "accept")
+    proxy.faults = [("sendMessage", "429", 1), ("sendMessage", "500", 0), ("sendMessage", "lost", 0),
+                    ("sendMessage", "500", 0), ("sendMessage", "429", 1)]
+    dispatcher = quick_dispatcher(door.runtime)
+    stop = asyncio.Event()
+    paused_at = clock.time()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            async with bots.sessionmaker() as session:
+                left = await session.scalar(select(func.count()).select_from(Notification).where(
+                    Notification.message_key == "accept.reporter", Notification.sent_at.is_(None)))
+                paced = await session.scalar(select(PacingSlot.next_at).where(PacingSlot.key == door.channel.pacing.key))
+            if not left:
+                break
+            # Failed sends wait their backoff (5 s): move them on, as time would.
+            async with bots.sessionmaker.begin() as session:
+                await session.execute(update(Notification).where(Notification.sent_at.is_(None), Notification.attempts > 0)
+                                      .values(next_attempt_at=utcnow()))
+    finally:
+        stop.set()
+        await running
+    assert not proxy.faults and len(proxy.injected) == 5
+    assert paced >= paused_at + 1  # the 429's retry_after held the bot's next slot
+    counts = []
+    for person in people:
+        await person.wait_for(lambda u: numbers[u.chat_id] in u.text)
+        await asyncio.sleep(0.05)
+        await person.fetch()
+        counts.append(sum(numbers[person.chat_id] in m.text for m in person.inbox))
+    assert sorted(counts) == [1, 1, 1, 1, 1, 2]  # one answer was lost on its way back: sent again
