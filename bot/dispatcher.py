@@ -51,7 +51,7 @@ class Dispatcher:
         channels: list[Channel],
         *,
         pacer: SharedPacer | None = None,
-        batch: int = 500,
+        batch: int = 100,
         concurrency: int = 1000,
         per_recipient: int = 10,
         idle_seconds: float = 0.25,

@@ -38,6 +38,7 @@ class SharedPacer:
         self.clock = clock
         self.sleep = sleep
         self._queues: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, list[float]] = {}  # slots this process reserved and has not used yet
         self._bind = sessionmaker.kw.get("bind")
 
     @property
@@ -60,20 +61,29 @@ class SharedPacer:
         interval: float,
         *,
         late: float = 0.1,
+        ahead: float = 0.2,
         while_waiting: Callable[[], Awaitable[None]] | None = None,
     ) -> float:
         """Sleep until a slot of `key` starts, and take it; returns how long it waited.
 
-        The callers of one process queue for a key, so each process holds at most one slot of
-        it ahead of time: a pause (429) applies at once to everything queued behind. A caller
-        that wakes more than `late` seconds after its slot (a busy machine) takes a new one
-        instead of sending late, so that stalled senders do not go out together in a burst.
+        A process takes the slots of the next `ahead` seconds in one reservation (one database
+        round trip for several sends) and hands them to its callers in turn, so it never holds
+        more than that ahead of time: a pause (429) applies almost at once. A caller that wakes
+        more than `late` seconds after its slot (a busy machine) takes the next one instead of
+        sending late, so that stalled senders do not go out together in a burst.
         `while_waiting` is called between sleeps of at most 5 s (e.g. to renew a lease)."""
         started = self.clock()
         queue = self._queues.setdefault(key, asyncio.Lock())
         async with queue:
             while True:
-                slot = await self.reserve(key, interval)
+                held = self._held.setdefault(key, [])
+                while held and self.clock() - held[0] > late:
+                    held.pop(0)  # passed while nobody was ready for it
+                if not held:
+                    count = max(1, int(ahead / interval))
+                    start = await self.reserve(key, interval * count)
+                    held.extend(start + index * interval for index in range(count))
+                slot = held.pop(0)
                 while (delay := slot - self.clock()) > 0:
                     await self.sleep(min(delay, 5.0))
                     if while_waiting is not None and slot - self.clock() > 0:
@@ -94,6 +104,7 @@ class SharedPacer:
 
     async def pause(self, key: str, seconds: float) -> None:
         """No slot of `key` starts before `seconds` from now, whoever asks."""
+        self._held.pop(key, None)  # this process's slots ahead are void
         until = self.clock() + seconds
         async with self.gate, self.sessionmaker.begin() as session:
             await writing(session)

@@ -42,7 +42,7 @@ from storage.models import Identity, Person, WebInboxMessage
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
-from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, RateLimiter, WebError, client_address, read_body
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, unstorable_input, RateLimiter, WebError, client_address, read_body
 
 log = logging.getLogger("gridbot.web.chat")
 
@@ -80,7 +80,7 @@ STRINGS = {
 
 def _after(value: str | None) -> int:
     """The id of the last inbox message the page has (0: none)."""
-    return int(value) if value and value.isdigit() and len(value) < 19 else 0
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 19 else 0
 
 
 def reply_payload(reply: Reply) -> dict[str, Any]:
@@ -555,6 +555,8 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
             except web.HTTPException:
                 raise
             except Exception as exc:
+                if unstorable_input(exc):
+                    return WebError(400, "invalid_input", "a value in the request cannot be used").response()
                 if OUTAGE.failed(exc):
                     return WebError(503, "unavailable", "the service is briefly unavailable; please try again",
                                     retry_after=RETRY_AFTER_OUTAGE).response()

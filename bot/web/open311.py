@@ -39,7 +39,7 @@ from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Ma
 from storage.timeutil import utcnow
 
 from .api import iso
-from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, client_address
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, client_address, unstorable_input
 
 log = logging.getLogger("gridbot.open311")
 
@@ -154,6 +154,8 @@ async def open311_errors(request: web.Request, handler):
                 response.headers[name] = exc.headers[name]
         return response
     except Exception as exc:
+        if unstorable_input(exc):
+            return error_response(fmt, 400, "a value in the request cannot be used (control character or out of range)")
         if OUTAGE.failed(exc):
             response = error_response(fmt, 503, "the database is briefly unreachable; try again")
             response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)

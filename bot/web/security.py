@@ -67,6 +67,17 @@ class DatabaseOutage:
             self.since, self.refused = None, 0
 
 
+def unstorable_input(exc: BaseException) -> bool:
+    """The database refused a value the request carried (a NUL character, a number out of range):
+    the request's fault, answered 400, not a 500."""
+    from sqlalchemy.exc import DataError, DBAPIError
+
+    if isinstance(exc, (DataError, OverflowError)):
+        return True
+    # PostgreSQL's class 22, "data exception" (asyncpg's errors reach SQLAlchemy as plain DBAPIError).
+    return isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "") or "").startswith("22")
+
+
 OUTAGE = DatabaseOutage()  # one per process: every front door reports the same outage once
 
 
