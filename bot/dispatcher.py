@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Awaitable, Callable
 
@@ -28,10 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conversations import notices
+from conversations.protocol import Reply
 from storage import access, outbox
 from storage.db import writing
 from storage.models import Case, Identity, Notification, Person
-from storage.pacing import SharedPacer
+from storage.pacing import SLOT_TAKEN, SharedPacer
 from storage.people import active_roles
 from storage.timeutil import utcnow
 
@@ -42,6 +44,23 @@ log = logging.getLogger("gridbot.dispatcher")
 PLATFORM_PREFERENCE = ("telegram", "web")  # then any other platform with a channel
 CHAT_MARGIN = 0.02  # seconds added to a chat's interval, for clocks that tick unevenly
 RENEW_AFTER = 20.0  # seconds into a lease at which a recipient's task renews it
+
+
+def _ready(reply: Reply) -> Callable[[], Awaitable[Reply]]:
+    async def make() -> Reply:
+        return reply
+
+    return make
+
+
+@dataclass
+class Leased:
+    """One recipient's leased notices, in order, and what sending them needs (read with the lease)."""
+
+    notices: list[Notification]
+    person: Person
+    identities: list[Identity]
+    reporters: dict[int, int]  # case id -> reporter id
 
 
 class Dispatcher:
@@ -71,7 +90,6 @@ class Dispatcher:
         self.sent = 0
         self.failures = 0
         self.given_up: Counter[str] = Counter()
-        self.wake = asyncio.Event()  # set to lease at once (a new notification was written here)
 
     @property
     def channels(self) -> dict[str, Channel]:
@@ -83,10 +101,10 @@ class Dispatcher:
         """Lease a batch and send it, one task per recipient; returns how many were leased.
         When `stop` is set, what is left is released for the next pass or another dispatcher."""
         leased = await self._lease(self.batch)
-        tasks = [asyncio.create_task(self._serve(ids, stop)) for ids in leased.values()]
+        tasks = [asyncio.create_task(self._serve(one, stop)) for one in leased.values()]
         if tasks:
             await asyncio.gather(*tasks)
-        return sum(len(ids) for ids in leased.values())
+        return sum(len(one.notices) for one in leased.values())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain until `stop` is set: new recipients are leased as soon as tasks finish."""
@@ -100,20 +118,16 @@ class Dispatcher:
                         leased = await self._lease(self.batch, recipients=room)
                     except Exception:
                         log.exception("dispatcher lease failed")
-                for ids in leased.values():
-                    task = asyncio.create_task(self._serve(ids, stop))
+                for one in leased.values():
+                    task = asyncio.create_task(self._serve(one, stop))
                     active.add(task)
                     task.add_done_callback(active.discard)
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+                stopping = asyncio.ensure_future(stop.wait())
                 try:
-                    await asyncio.wait(
-                        [*waits, *active], timeout=0.05 if leased else self.idle_seconds,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
+                    await asyncio.wait([stopping, *active], timeout=0.05 if leased else self.idle_seconds,
+                                       return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    for waiter in waits:
-                        waiter.cancel()
-                self.wake.clear()
+                    stopping.cancel()
             if active:
                 await asyncio.gather(*active, return_exceptions=True)
         finally:
@@ -121,21 +135,35 @@ class Dispatcher:
                 await writing(session)
                 await outbox.release(session, self.worker)
 
-    async def _lease(self, limit: int, recipients: int | None = None) -> dict[int, list[int]]:
-        """Leased notification ids per recipient, in order (at most `recipients` people)."""
+    async def _lease(self, limit: int, recipients: int | None = None) -> dict[int, Leased]:
+        """Leased notices per recipient, in order (at most `recipients` people), with what sending
+        them needs read at once for all of them: no burst of reads per notice."""
         async with self.pacer.gate, self.sessionmaker.begin() as session:
             await writing(session)
             rows = await outbox.lease_due(session, self.worker, limit, per_recipient=self.per_recipient)
-            by_recipient: dict[int, list[int]] = {}
+            by_recipient: dict[int, list[Notification]] = {}
             for row in rows:
-                by_recipient.setdefault(row.recipient_id, []).append(row.id)
+                by_recipient.setdefault(row.recipient_id, []).append(row)
             if recipients is not None and len(by_recipient) > recipients:
                 extra = list(by_recipient)[recipients:]
-                await outbox.postpone(session, self.worker, [i for r in extra for i in by_recipient.pop(r)], utcnow())
-        return by_recipient
+                await outbox.postpone(session, self.worker, [n.id for r in extra for n in by_recipient.pop(r)], utcnow())
+            if not by_recipient:
+                return {}
+            people = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_(by_recipient)))}
+            identities: dict[int, list[Identity]] = {}
+            for identity in await session.scalars(select(Identity).where(Identity.person_id.in_(by_recipient))
+                                                  .order_by(Identity.id)):
+                identities.setdefault(identity.person_id, []).append(identity)
+            case_ids = {n.case_id for notices_ in by_recipient.values() for n in notices_}
+            reporters = dict((await session.execute(select(Case.id, Case.reporter_id).where(Case.id.in_(case_ids)))).all())
+        return {
+            recipient: Leased(notices_, people[recipient], identities.get(recipient, []), reporters)
+            for recipient, notices_ in by_recipient.items()
+        }
 
-    async def _serve(self, ids: list[int], stop: asyncio.Event | None) -> None:
+    async def _serve(self, leased: Leased, stop: asyncio.Event | None) -> None:
         """One recipient's leased notices, one after the other."""
+        ids = [n.id for n in leased.notices]
         held = {"ids": ids, "renewed": time.monotonic()}
 
         async def keep_lease() -> None:
@@ -143,48 +171,45 @@ class Dispatcher:
                 await self._record(outbox.renew, self.worker, held["ids"])
                 held["renewed"] = time.monotonic()
 
-        for index, notification_id in enumerate(ids):
+        for index, notification in enumerate(leased.notices):
             held["ids"] = rest = ids[index:]
             if stop is not None and stop.is_set():
                 await self._record(outbox.postpone, self.worker, rest, utcnow())
                 return
             await keep_lease()
             try:
-                go_on = await self._deliver(notification_id, rest[1:], keep_lease)
+                go_on = await self._deliver(leased, notification, rest[1:], keep_lease)
             except Exception:
-                log.exception("notification %s: delivery failed", notification_id)
-                go_on = True  # its lease runs out and it is tried again
+                log.exception("notification %s: delivery failed", notification.id)
+                go_on = False  # its lease runs out and it is tried again, the person's later ones after it
             if not go_on:
                 return
 
-    async def _deliver(self, notification_id: int, rest: list[int], keep_lease=None) -> bool:
+    async def _deliver(self, leased: Leased, notification: Notification, rest: list[int], keep_lease=None) -> bool:
         """Send one notification; False when the recipient's other leased notices must wait."""
-        async with self.sessionmaker() as session:
-            notification = await session.get(Notification, notification_id)
-            person = await session.get(Person, notification.recipient_id)
-            concerned = await self._still_concerned(session, notification)
-            identity = reason = None
-            if concerned:
-                identity, reason = await self._identity(session, person.id)
-            if identity is not None:
-                reply = await notices.render(session, person.language, notification)
-                identity_id, platform, chat_id = identity.id, identity.platform, identity.chat_id or identity.external_id
+        notification_id, person = notification.id, leased.person
+        concerned = leased.reporters.get(notification.case_id) == person.id
+        if not concerned:
+            async with self.sessionmaker() as session:
+                concerned = await self._still_concerned(session, notification)
         if not concerned:
             await self._give_up(notification_id, "recipient no longer concerned")
             return True
+        identity, reason = self._choose(leased.identities)
         if identity is None:
             if reason == "blocked":
                 await self._give_up(notification_id, "blocked on every platform")
             else:
                 await self._record(outbox.mark_failed, notification_id, self.worker, "no reachable platform identity")
             return True
+        identity_id, platform, chat_id = identity.id, identity.platform, identity.chat_id or identity.external_id
         channel = self.channels.get(platform)
         if channel is None:  # the platform stopped meanwhile (shutdown): another pass, or another instance
             await self._record(outbox.postpone, self.worker, [notification_id, *rest], utcnow())
             return False
         pacing: Pacing | None = getattr(channel, "pacing", None)
         try:
-            await self._paced_send(channel, pacing, chat_id, reply, keep_lease)
+            await self._paced_send(channel, pacing, chat_id, lambda: self._render(person.language, notification), keep_lease)
         except RetryLater as exc:
             self.count(f'send_retry_later{{platform="{platform}"}}', 1)
             log.warning("%s asked to wait %.1f s: pausing that bot's sending on every instance", platform, exc.seconds)
@@ -205,31 +230,41 @@ class Dispatcher:
             else:
                 log.info("person %s blocked the bot on %s: their notices go to their other platform", person.id, platform)
             return False  # the rest was released with the person's other notices
-        except Exception as exc:  # any other failure: retried with backoff
+        except Exception as exc:  # any other failure: retried with backoff, the person's later notices after it
             self.failures += 1
             self.count(f'send_failures{{platform="{platform}"}}', 1)
             log.warning("send of notification %s failed: %s", notification_id, type(exc).__name__)
-            await self._record(outbox.mark_failed, notification_id, self.worker, f"{type(exc).__name__}: {exc}")
+            retry_at = await self._record(outbox.mark_failed, notification_id, self.worker, f"{type(exc).__name__}: {exc}")
+            if retry_at is not None:
+                await self._record(outbox.postpone, self.worker, rest, retry_at)
+                return False
             return True
         self.sent += 1
         self.count(f'notifications_sent{{platform="{platform}"}}', 1)
         await self._record(outbox.mark_sent, notification_id, self.worker)
         return True
 
-    async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str, reply, keep_lease=None) -> None:
-        """Wait until the chat is free, then for the bot's slot, then send. The chat is then free again
-        one interval after the send came back, so however unevenly requests travel, two messages to
-        one chat arrive at least the interval apart. (One sender per chat at a time: the lease.)"""
+    async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str,
+                          reply: Callable[[], Awaitable[Reply]], keep_lease=None) -> None:
+        """Wait until the chat is free, then for the bot's slot, then make the reply and send. The chat is
+        then free again one interval after the send came back, so however unevenly requests travel,
+        two messages to one chat arrive at least the interval apart. (One sender per chat: the lease.)"""
         if pacing is None:
-            await channel.send(chat_id, reply)
+            await channel.send(chat_id, await reply())
             return
         chat_key, interval = f"{pacing.key}:chat:{chat_id}", pacing.chat_interval(chat_id) + CHAT_MARGIN
         await self.pacer.wait_until_free(chat_key, keep_lease)
         await self.pacer.wait(pacing.key, 1.0 / pacing.per_second, while_waiting=keep_lease)
+        taken = SLOT_TAKEN.set(pacing.key)  # the platform's own limiter must not take a second slot
         try:
-            await channel.send(chat_id, reply)
+            await channel.send(chat_id, await reply())
         finally:
+            SLOT_TAKEN.reset(taken)
             await self.pacer.pause(chat_key, interval)
+
+    async def _render(self, language: str, notification: Notification):
+        async with self.sessionmaker() as session:
+            return await notices.render(session, language, notification)
 
     async def _give_up(self, notification_id: int, reason: str) -> None:
         await self._record(outbox.give_up, notification_id, self.worker, reason)
@@ -261,7 +296,7 @@ class Dispatcher:
         pacing: Pacing | None = getattr(channel, "pacing", None)
         try:
             for reply in replies:
-                await self._paced_send(channel, pacing, chat_id, reply)
+                await self._paced_send(channel, pacing, chat_id, _ready(reply))
         except Exception as exc:
             log.info("notice to person %s not sent: %s", person_id, type(exc).__name__)
             return False
@@ -278,9 +313,12 @@ class Dispatcher:
         return access.can_view(notification.recipient_id, await active_roles(session, notification.recipient_id), case)
 
     async def _identity(self, session: AsyncSession, person_id: int) -> tuple[Identity | None, str | None]:
+        return self._choose(list(await session.scalars(select(Identity).where(Identity.person_id == person_id)
+                                                       .order_by(Identity.id))))
+
+    def _choose(self, identities: list[Identity]) -> tuple[Identity | None, str | None]:
         """Where to reach the person: (identity, None), or (None, "blocked") when every platform they
         use is blocked, or (None, "unreachable") when no platform of theirs has a channel here."""
-        identities = list(await session.scalars(select(Identity).where(Identity.person_id == person_id)))
         channels = self.channels
         order = [p for p in PLATFORM_PREFERENCE if p in channels] + [p for p in channels if p not in PLATFORM_PREFERENCE]
         for platform in order:

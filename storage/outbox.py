@@ -118,19 +118,21 @@ async def mark_failed(
     *,
     retry_after: float | None = None,
     now: datetime | None = None,
-) -> None:
-    """A failed try: retry later (backoff, or the platform's retry_after); give up once it is GIVE_UP_AFTER old."""
+) -> datetime | None:
+    """A failed try: retry later (backoff, or the platform's retry_after); give up once it is GIVE_UP_AFTER
+    old. Returns when it is tried again (None: given up, or not this worker's)."""
     now = now or utcnow()
     row = await _mine(session, notification_id, worker)
     if row is None:
-        return
+        return None
     row.attempts += 1
     row.last_error = error[:500]
     row.claimed_by, row.claimed_until = None, None
     if now - row.created_at >= GIVE_UP_AFTER:
         row.gave_up_at = now
-    else:
-        row.next_attempt_at = now + (timedelta(seconds=retry_after) if retry_after else backoff(row.attempts))
+        return None
+    row.next_attempt_at = now + (timedelta(seconds=retry_after) if retry_after else backoff(row.attempts))
+    return row.next_attempt_at
 
 
 async def mark_blocked(

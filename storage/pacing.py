@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from typing import Awaitable, Callable
 
 from sqlalchemy import func, select
@@ -18,6 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .db import write_gate, writing
 from .models import PacingSlot
+
+
+# The pacing key whose slot the current task has just taken (set by the dispatcher around a send), so
+# that a platform library's own limiter backed by the same key does not take a second one.
+SLOT_TAKEN: ContextVar[str | None] = ContextVar("gridbot_slot_taken", default=None)
 
 
 class SharedPacer:

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 
+import pytest
 from sqlalchemy import select
 
 from bench.outbox_load import enqueue
@@ -179,3 +180,39 @@ async def test_a_429_pauses_the_bot_for_every_instance_and_keeps_the_chats_order
         assert len({row.next_attempt_at for row in rows}) == 1
     finally:
         await other.kw["bind"].dispose()
+
+
+async def test_the_bots_own_answers_share_the_pace_and_a_notice_takes_one_slot_only(sessionmaker):
+    from telegram.error import RetryAfter
+
+    from bot.telegram.pacing import SharedRateLimiter
+    from storage.pacing import SLOT_TAKEN
+
+    clock = ManualClock()
+    pacer = SharedPacer(sessionmaker, clock=clock, sleep=clock.sleep)
+    limiter = SharedRateLimiter(pacer, "telegram:77", per_second=10)
+    sent = []
+
+    async def send(chat_id):
+        sent.append((chat_id, clock.now))
+        return True
+
+    start = clock.now
+    for chat in ("1", "2", "3"):  # answers to different people: the bot's pace, 10 a second
+        await limiter.process_request(send, (chat,), {}, "sendMessage", {"chat_id": chat}, None)
+    assert [round(at - start, 3) for _, at in sent] == [0.0, 0.1, 0.2]
+    token = SLOT_TAKEN.set("telegram:77")  # the dispatcher took this send's slot already
+    try:
+        await limiter.process_request(send, ("4",), {}, "sendMessage", {"chat_id": "4"}, None)
+    finally:
+        SLOT_TAKEN.reset(token)
+    assert round(sent[-1][1] - start, 3) == 0.2  # no second slot, no wait
+
+    async def flooded(chat_id):
+        raise RetryAfter(9)
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(flooded, ("5",), {}, "sendMessage", {"chat_id": "5"}, None)
+    paused_at = clock.now
+    await limiter.process_request(send, ("6",), {}, "sendMessage", {"chat_id": "6"}, None)
+    assert sent[-1][1] >= paused_at + 9  # the 429 paused the bot

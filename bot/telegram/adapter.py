@@ -51,10 +51,12 @@ from conversations.protocol import Inbound
 
 from storage import updates
 from storage.db import write_gate, writing
+from storage.pacing import SharedPacer
 
 from ..runtime import Runtime
 from . import handlers, render
 from .channel import TelegramChannel
+from .pacing import SharedRateLimiter, pace_key
 
 log = logging.getLogger("gridbot.telegram")
 
@@ -202,7 +204,11 @@ class TelegramFrontDoor:
         base_url = self.settings.telegram_api_base_url
         if base_url:
             builder = builder.base_url(base_url).base_file_url(file_base_url(base_url))
-        if rate_limiter:
+        if rate_limiter and self.runtime.sessionmaker is not None:  # one pace with the dispatcher, on every instance
+            pacer = SharedPacer(self.runtime.sessionmaker)
+            builder = builder.rate_limiter(SharedRateLimiter(pacer, pace_key(self.settings.telegram_token),
+                                                             self.settings.telegram_rate))
+        elif rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter())
         builder = builder.concurrent_updates(PerPersonUpdateProcessor(active_updates))
         if self.webhook_url:

@@ -9,6 +9,7 @@ from conversations.protocol import Reply
 
 from ..channels import Blocked, Pacing, RetryLater
 from . import render
+from .pacing import pace_key
 
 
 class TelegramChannel:
@@ -24,7 +25,7 @@ class TelegramChannel:
 
     def __init__(self, bot: Bot, *, per_second: float = 30.0):
         self.bot = bot
-        self.pacing = Pacing(key=f"telegram:{bot.token.split(':')[0]}", per_second=per_second)  # the bot id
+        self.pacing = Pacing(key=pace_key(bot.token), per_second=per_second)
 
     async def send(self, chat_id: str, reply: Reply) -> None:
         plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)
