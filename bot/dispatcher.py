@@ -140,7 +140,9 @@ class Dispatcher:
         them needs read at once for all of them: no burst of reads per notice."""
         async with self.pacer.gate, self.sessionmaker.begin() as session:
             await writing(session)
-            rows = await outbox.lease_due(session, self.worker, limit, per_recipient=self.per_recipient)
+            paced = tuple(p for p, c in self.channels.items() if getattr(c, "pacing", None) is not None)
+            rows = await outbox.lease_due(session, self.worker, limit, per_recipient=self.per_recipient,
+                                          paced_platforms=paced)
             by_recipient: dict[int, list[Notification]] = {}
             for row in rows:
                 by_recipient.setdefault(row.recipient_id, []).append(row)

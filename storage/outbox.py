@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -35,10 +35,18 @@ def _pending():
 
 
 async def lease_due(
-    session: AsyncSession, worker: str, limit: int = 50, now: datetime | None = None, *, per_recipient: int = 10
+    session: AsyncSession,
+    worker: str,
+    limit: int = 50,
+    now: datetime | None = None,
+    *,
+    per_recipient: int = 10,
+    paced_platforms: tuple[str, ...] = (),
 ) -> list[Notification]:
     """Lease up to `limit` due notifications for `worker`, in id order, at most `per_recipient`
-    of one person, none of a person whose notices another lease holds. Call inside a write transaction."""
+    of one person, none of a person whose notices another lease holds. People reachable only on
+    platforms not in `paced_platforms` come first: a web-inbox notice is an insert, and must not
+    wait behind a burst that Telegram's pace spreads over minutes. Call inside a write transaction."""
     now = now or utcnow()
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEASE_LOCK})
@@ -52,15 +60,26 @@ async def lease_due(
     due = (
         select(
             Notification.id,
+            Notification.recipient_id,
             func.row_number().over(partition_by=Notification.recipient_id, order_by=Notification.id).label("position"),
         )
         .where(*_pending(), Notification.next_attempt_at <= now,
                or_(Notification.claimed_until.is_(None), Notification.claimed_until < now), ~busy)
         .subquery()
     )
+    order = [due.c.id]
+    if paced_platforms:
+        paced = (
+            select(Identity.id)
+            .where(Identity.person_id == due.c.recipient_id, Identity.platform.in_(paced_platforms),
+                   Identity.blocked_at.is_(None))
+            .exists()
+        )
+        order.insert(0, case((paced, 1), else_=0))
     ids = list(await session.scalars(
-        select(due.c.id).where(due.c.position <= per_recipient).order_by(due.c.id).limit(limit)
+        select(due.c.id).where(due.c.position <= per_recipient).order_by(*order).limit(limit)
     ))
+    ids.sort()  # in id order from here: one person's in the order they were written
     if not ids:
         return []
     await session.execute(

@@ -45,6 +45,7 @@ class SharedPacer:
         self.sleep = sleep
         self._queues: dict[str, asyncio.Lock] = {}
         self._held: dict[str, list[float]] = {}  # slots this process reserved and has not used yet
+        self._fired: dict[str, float] = {}  # when this process last sent under a key
         self._bind = sessionmaker.kw.get("bind")
 
     @property
@@ -90,11 +91,16 @@ class SharedPacer:
                     start = await self.reserve(key, interval * count)
                     held.extend(start + index * interval for index in range(count))
                 slot = held.pop(0)
-                while (delay := slot - self.clock()) > 0:
+                # Never two of this process's sends closer than the interval (catching up after a stall).
+                at = max(slot, self._fired.get(key, 0.0) + interval)
+                if at - slot > late:
+                    continue
+                while (delay := at - self.clock()) > 0:
                     await self.sleep(min(delay, 5.0))
-                    if while_waiting is not None and slot - self.clock() > 0:
+                    if while_waiting is not None and at - self.clock() > 0:
                         await while_waiting()
                 if self.clock() - slot <= late:
+                    self._fired[key] = max(at, self.clock())
                     return max(0.0, self.clock() - started)
 
     async def wait_until_free(

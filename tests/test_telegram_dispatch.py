@@ -3,7 +3,7 @@
 A dispatcher killed mid-drain (its task cancelled without the clean release, as with
 kill -9) loses nothing: its leases run out and another dispatcher sends the rest, and
 no chat gets the same event twice. Two dispatchers draining at once share the work
-(FOR UPDATE SKIP LOCKED on PostgreSQL, serialised writers on SQLite). Flood control
+(leases serialised: an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite). Flood control
 and blocked users follow the Channel protocol. The same against the emulator is in
 test_telegram_e2e.py.
 """

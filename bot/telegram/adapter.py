@@ -6,16 +6,19 @@ Modes
   a second poller with 409 Conflict.
 * webhook (TELEGRAM_WEBHOOK_URL set): no Updater; a POST route on the project's
   aiohttp app (the path of the webhook URL) checks the `X-Telegram-Bot-Api-Secret-Token`
-  header against TELEGRAM_WEBHOOK_SECRET (403 when it differs), parses the update and
-  processes it. It answers 200 as soon as the update is processed, and after at most
-  `ack_wait` seconds in any case, so Telegram never times out; a crash before the
-  answer makes Telegram deliver the update again, and the engine's update-id table
-  (written in the same transaction as the update's effects) ignores the repeat.
-  Several instances behind one URL share one PostgreSQL: dialog state is read from
-  the database on every update, nothing about a conversation lives in memory.
+  header against TELEGRAM_WEBHOOK_SECRET (403 when it differs), stores the update
+  (`storage.updates`), and, holding the chat's lock (`storage.locks`, shared by the
+  instances), handles that chat's stored updates oldest first. It answers 200 only once
+  the update's effects and answer are committed and the answer sent, 500 when that
+  failed and 503 when it takes longer than `ack_wait`: Telegram then delivers the update
+  again, maybe to another instance, which finds it stored (and answers it again at once
+  if its answer was never confirmed sent). Several instances behind one URL share one
+  PostgreSQL: nothing about a conversation lives in memory.
 
 Updates of one person are processed one after the other, in arrival order, those of
-different people concurrently (`PerPersonUpdateProcessor`).
+different people concurrently (`PerPersonUpdateProcessor`); across instances, in update
+order (above). Sends take their slots from the pace every instance shares
+(`pacing.SharedRateLimiter`).
 
 Optional Bot API calls (setMyCommands, setWebhook, getFile) that fail are logged and
 the bot carries on. Logs carry ids, dialog and state names and timings, never the
@@ -25,7 +28,6 @@ text people type, their phone numbers or names.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -512,11 +514,6 @@ _ARRIVING: dict[tuple[str, str], set[int]] = {}
 def _sqlite_gate(runtime: Runtime) -> asyncio.Lock:
     """One gate per SQLite database in this process, shared by its front doors."""
     return _SQLITE_GATES.setdefault(str(runtime.db.url), asyncio.Lock())
-
-
-def _is_sqlite(runtime: Runtime) -> bool:
-    db = getattr(runtime, "db", None)
-    return db is not None and db.dialect.name == "sqlite"
 
 
 def _write_once(path: Path, data: bytes) -> None:
