@@ -241,9 +241,9 @@ class Dispatcher:
                 await self._record(outbox.postpone, self.worker, rest, retry_at)
                 return False
             return True
+        await self._record(outbox.mark_sent, notification_id, self.worker)
         self.sent += 1
         self.count(f'notifications_sent{{platform="{platform}"}}', 1)
-        await self._record(outbox.mark_sent, notification_id, self.worker)
         return True
 
     async def _paced_send(self, channel: Channel, pacing: Pacing | None, chat_id: str,

@@ -34,7 +34,7 @@ _users: Counter[str] = Counter()
 
 
 class ChatLocks:
-    def __init__(self, url: str, *, connections: int = 40, wait_seconds: int = 60):
+    def __init__(self, url: str, *, connections: int = 16, wait_seconds: int = 60):
         self.engine: AsyncEngine | None = None
         if not is_sqlite(url):
             self.engine = make_engine(

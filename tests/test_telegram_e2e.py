@@ -375,8 +375,11 @@ async def test_dispatcher_killed_mid_drain_against_the_emulator(bots, emulator, 
     first = quick_dispatcher(door.runtime, [dying])
     task = asyncio.create_task(first.drain_once())
     await asyncio.wait_for(reached.wait(), timeout=10)
-    for _ in range(500):  # the two sends before the freeze are marked sent
-        if first.sent == 2 and dying.sends == len(people):
+    for _ in range(500):  # every send has started, and the two before the freeze are marked sent
+        async with bots.sessionmaker() as session:
+            marked = await session.scalar(select(func.count()).select_from(Notification).where(
+                Notification.message_key == "accept.reporter", Notification.sent_at.is_not(None)))
+        if marked == 2 and dying.sends == len(people):
             break
         await asyncio.sleep(0.02)
     task.cancel()  # like kill -9: no clean release of the leases
