@@ -51,19 +51,33 @@ def cmd_matters(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    migrate.upgrade()
-    result = asyncio.run(_load_demo())
+    async def load() -> dict:
+        async with migrate.startup_lock():
+            await asyncio.to_thread(migrate.upgrade)
+            return await _load_demo()
+
+    result = asyncio.run(load())
     print(f"demo district loaded: {result['nodes']} places, {result['people']} demo accounts, matters {result['matters']}")
     return 0
 
 
 def prepare_database() -> None:
-    """Upgrade the schema; on an empty database, load the demo district (the embedded default)."""
-    migrate.upgrade()
+    """Upgrade the schema; on an empty database, load the demo district (the embedded default).
+    Instances starting at once take turns (`migrate.startup_lock`): the first migrates and loads,
+    the others then find the schema current and the district there."""
     from bot.settings import Settings
 
-    if Settings().load_demo and asyncio.run(_is_empty()):
-        result = asyncio.run(_load_demo())
+    load = Settings().load_demo
+
+    async def prepare() -> dict | None:
+        async with migrate.startup_lock():
+            await asyncio.to_thread(migrate.upgrade)
+            if load and await _is_empty():
+                return await _load_demo()
+        return None
+
+    result = asyncio.run(prepare())
+    if result:
         print(f"empty database: loaded the fictional demo district ({result['nodes']} places)")
 
 

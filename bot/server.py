@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from aiohttp import web
 
+from storage import retention, updates
+from storage.db import writing
 from storage.supervision import sweep
 
 from .dispatcher import Dispatcher
@@ -25,6 +28,25 @@ async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asy
                 await dispatcher.send_to_person(person_id, replies)
         except Exception:
             log.exception("closing idle dialogs failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def forget_old_updates(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
+    """Once an hour: processed updates older than the retention period are deleted (a platform never
+    redelivers that late; Telegram may reuse ids after a week of silence)."""
+    retention = timedelta(days=runtime.settings.update_retention_days)
+    while not stop.is_set():
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                await writing(session)
+                pruned = await updates.prune(session, retention)
+            if pruned:
+                log.info("forgot %d processed updates older than %s", pruned, retention)
+        except Exception:
+            log.exception("forgetting old updates failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except asyncio.TimeoutError:
@@ -56,8 +78,6 @@ async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) ->
 
 async def retention_daily(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
     """Once a day, across all instances: anonymise the cases past GRIDBOT_RETENTION_DAYS (storage.retention)."""
-    from storage import retention
-    from storage.db import writing
 
     settings = runtime.settings
     while not stop.is_set():
@@ -126,7 +146,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
 
     tasks = [asyncio.create_task(retention_daily(runtime, stop), name="retention")]
     if settings.dispatcher:
-        dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
+        dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels, count=runtime.count)
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
@@ -135,6 +155,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         courier = BulletinCourier(runtime.sessionmaker, dispatcher.send_to_person, public_url=settings.public_url or
                                   f"http://{settings.host}:{settings.port}")
         tasks.append(asyncio.create_task(courier.run(stop), name="bulletins"))
+    tasks.append(asyncio.create_task(forget_old_updates(runtime, stop), name="old updates"))
     if settings.sweep_seconds > 0:
         tasks.append(asyncio.create_task(supervise(runtime, stop, settings.sweep_seconds), name="supervision"))
     if ready is not None:
@@ -159,4 +180,4 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             except Exception:
                 log.exception("wechat did not stop cleanly")
         await runner.cleanup()
-        await runtime.db.dispose()
+        await runtime.close()

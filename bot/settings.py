@@ -31,6 +31,9 @@ class Settings:
     telegram_webhook_secret: str | None = field(default_factory=lambda: _env("TELEGRAM_WEBHOOK_SECRET"))
     telegram_api_base_url: str | None = field(default_factory=lambda: _env("TELEGRAM_API_BASE_URL"))
     telegram_poll_interval: float = field(default_factory=lambda: float(_env("TELEGRAM_POLL_INTERVAL", "0.0")))
+    telegram_rate: float = field(default_factory=lambda: float(_env("TELEGRAM_MESSAGES_PER_SECOND", "30")))
+    telegram_order_window: float = field(default_factory=lambda: float(_env("TELEGRAM_ORDER_WINDOW", "0.1")))
+    update_retention_days: float = field(default_factory=lambda: float(_env("GRIDBOT_UPDATE_RETENTION_DAYS", "7")))
     dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")
     sweep_seconds: float = field(default_factory=lambda: float(_env("GRIDBOT_SWEEP_SECONDS", "60")))
     # Host names this server answers to (Host header); empty: GRIDBOT_PUBLIC_URL's host, or local names.

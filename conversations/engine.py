@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -35,7 +35,6 @@ log = logging.getLogger("gridbot.engine")
 
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
-ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
 OFFERED = "_offered"  # in the dialog's answers: the button data of the bot's last answer
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router,
                    stats.router, console.router]
@@ -45,9 +44,9 @@ class Replies(list):
     """The replies to show, and where the person's dialog now stands (for the adapters' logs).
 
     For an update seen before, `repeated` is set and the list holds the answer given then.
-    `lost` says the first answer is no longer recent: a platform delivers an update again when its
-    first delivery failed, so a push adapter sends the answer again then (a copy of the update
-    arriving at the same moment elsewhere is left alone, its answer is still on its way).
+    `lost` says that answer was never confirmed sent (`Engine.answered`): a push adapter sends it
+    again at once. Adapters hold the chat's lock (`storage.locks`) from the update to the
+    confirmation, so a copy of an update arriving while its answer is on its way waits for it.
     """
 
     dialog: str | None = None
@@ -66,6 +65,11 @@ class Sender:
     chat_id: str | None = None
     language_code: str | None = None  # the platform's hint, e.g. Telegram's language_code
     display_name: str | None = None
+    bot: str = ""  # which bot of the platform the message came to (Telegram: the bot's id)
+
+    @property
+    def chat(self) -> str:
+        return str(self.chat_id or self.external_id)
 
 
 class Engine:
@@ -99,10 +103,10 @@ class Engine:
                     await writing(session)
                     processed = None
                     if update_id is not None:
-                        processed, first = await _record_update(session, sender.platform, str(update_id))
+                        processed, first = await _record_update(session, sender, str(update_id), self.clock())
                         if not first:
                             log.info("update %s not handled again: already processed", update_id)
-                            return _earlier_answer(processed, self.clock())
+                            return _earlier_answer(processed)
                     ctx = await self._context(session, sender)
                     await self._dispatch(ctx, message)
                     _remember_buttons(ctx)
@@ -126,6 +130,17 @@ class Engine:
                 if attempt == 2:
                     raise
         return Replies()
+
+    async def answered(self, sender: Sender, update_id: str | int) -> None:
+        """The answer to this update reached the person: a redelivery of it is not answered again."""
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.platform == sender.platform, ProcessedUpdate.bot == sender.bot,
+                       ProcessedUpdate.chat == sender.chat, ProcessedUpdate.update_id == str(update_id))
+                .values(answered_at=self.clock())
+            )
 
     async def _context(self, session: AsyncSession, sender: Sender) -> Context:
         hint = language_from_platform(sender.language_code)
@@ -284,19 +299,33 @@ def _sanitise(message: Inbound) -> None:
     message.data = without_controls(message.data, 64)
 
 
-async def _record_update(session: AsyncSession, platform: str, update_id: str) -> tuple[ProcessedUpdate, bool]:
-    """The update's record, and whether this is the first time (False: handled before, here or elsewhere)."""
-    seen = await session.get(ProcessedUpdate, (platform, update_id))
+async def _record_update(
+    session: AsyncSession, sender: Sender, update_id: str, now: datetime
+) -> tuple[ProcessedUpdate, bool]:
+    """The update's record, and whether it is handled now for the first time (False: handled before,
+    here or elsewhere). An update stored on arrival and not handled yet is handled now."""
+    key = (sender.platform, sender.bot, sender.chat, update_id)
+    query = select(ProcessedUpdate).where(
+        ProcessedUpdate.platform == key[0], ProcessedUpdate.bot == key[1], ProcessedUpdate.chat == key[2],
+        ProcessedUpdate.update_id == key[3],
+    ).execution_options(populate_existing=True)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    seen = await session.scalar(query)
     if seen is not None:
-        return seen, False
-    processed = ProcessedUpdate(platform=platform, update_id=update_id)
+        if seen.processed_at is not None:
+            return seen, False
+        seen.processed_at, seen.payload = now, None  # the raw update is no longer needed
+        return seen, True
+    processed = ProcessedUpdate(platform=key[0], bot=key[1], chat=key[2], update_id=key[3], received_at=now,
+                                processed_at=now)
     session.add(processed)
     await session.flush()
     return processed, True
 
 
-def _earlier_answer(processed: ProcessedUpdate, now: datetime) -> Replies:
+def _earlier_answer(processed: ProcessedUpdate) -> Replies:
     replies = Replies(Reply.from_dict(r) for r in processed.replies or [])
     replies.repeated = True
-    replies.lost = now - processed.processed_at > ANSWER_IN_FLIGHT
+    replies.lost = processed.answered_at is None
     return replies

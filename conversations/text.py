@@ -9,7 +9,9 @@ import pyewts
 
 from storage import words
 
-_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters, invisible direction marks, and lone surrogates (JSON can carry "\ud800": no
+# encoding can store it, so it would make the text impossible to file).
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _TIBETAN = re.compile(r"[\u0f00-\u0fff]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -27,7 +29,7 @@ def clean(text: str) -> str:
 
 
 def without_controls(text: str, limit: int = 10_000) -> str:
-    """Control characters (NUL included: PostgreSQL refuses it) removed, length bounded."""
+    """Control characters (NUL included: PostgreSQL refuses it) and lone surrogates removed, length bounded."""
     return _CONTROL.sub("", text or "")[:limit]
 
 
@@ -66,6 +68,14 @@ _PINYIN_FINALS = ["a", "o", "e", "i", "u", "v", "ai", "ei", "ao", "ou", "an", "e
                   "iu", "ian", "in", "iang", "ing", "iong", "ua", "uo", "uai", "ui", "uan", "un", "uang", "ue", "ve", "van", "vn"]
 _PINYIN = frozenset(i + f for i in _PINYIN_INITIALS for f in _PINYIN_FINALS)
 MIN_ATTESTED = 0.75  # the share of syllables that must be attested Tibetan (or of a shape only Wylie has)
+
+
+def small_number(value: str, default: int = 0, limit: int = 1_000_000) -> int:
+    """A page, offset or count from button data: ASCII digits only ('²'.isdigit() is True, int('²')
+    raises) and bounded, else `default` (button data can be forged)."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 7 and int(value) <= limit:
+        return int(value)
+    return default
 
 
 def wylie_to_tibetan(text: str) -> str | None:

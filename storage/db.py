@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///gridbot.sqlite3"
 
@@ -61,8 +65,43 @@ async def writing(session: AsyncSession) -> AsyncSession:
     return session
 
 
+_gates: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+def write_gate(engine: AsyncEngine | None):
+    """Where this process's writers queue on SQLite (one writer at a time, and its busy handler
+    sleeps up to 100 ms between tries); nothing on PostgreSQL. One per database and event loop."""
+    if engine is None or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    key = (str(engine.url), id(asyncio.get_running_loop()))
+    if key not in _gates:
+        if len(_gates) > 64:
+            _gates.clear()  # old event loops (tests)
+        _gates[key] = asyncio.Lock()
+    return _gates[key]
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _without_surrogates(session, _context, _instances) -> None:
+    """Last line of defence: a lone surrogate (from JSON's "\\ud800") cannot be encoded for any
+    database and would fail the whole transaction; adapters clean text first, this catches the rest."""
+    for instance in list(session.new) + list(session.dirty):
+        for key, value in vars(instance).items():
+            if isinstance(value, str) and not key.startswith("_") and _SURROGATE.search(value):
+                setattr(instance, key, _SURROGATE.sub("", value))
+
+
+class CleanTextSession(Session):
+    """The ORM session of the product: text attributes lose lone surrogates before a flush."""
+
+
+event.listen(CleanTextSession, "before_flush", _without_surrogates)
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=CleanTextSession)
 
 
 def sqlite_path(url: str) -> Path | None:

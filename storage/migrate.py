@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import zlib
 from pathlib import Path
+from typing import AsyncIterator
+
+from sqlalchemy import text
 
 from alembic import command
 from alembic.config import Config
 
-from .db import database_url
+from .db import database_url, is_sqlite, make_engine
+
+STARTUP_LOCK = zlib.crc32(b"gridbot startup")  # advisory lock id: migrations and the demo load
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,3 +33,26 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+@contextlib.asynccontextmanager
+async def startup_lock(url: str | None = None) -> AsyncIterator[None]:
+    """Held while one instance migrates and loads the demo district; others wait their turn (a
+    PostgreSQL advisory lock on a connection of its own, released if the process dies). SQLite
+    serves one instance: nothing to wait for."""
+    url = url or database_url()
+    if is_sqlite(url):
+        yield
+        return
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": STARTUP_LOCK})
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": STARTUP_LOCK})
+                await connection.commit()
+    finally:
+        await engine.dispose()

@@ -433,15 +433,37 @@ class Notification(Base):
 
 
 class ProcessedUpdate(Base):
-    """Platform updates already handled: a redelivered update is acknowledged and ignored."""
+    """Platform updates received and handled: a redelivered update is acknowledged and not handled twice.
+
+    Keyed by the bot and the chat as well as the update id, so that a reused id (another bot, a
+    forged update, Telegram restarting its sequence) never meets another person's record. A webhook
+    update is stored when it arrives (`payload`, `processed_at` NULL) and handled in update order per
+    chat, by whichever instance holds the chat's lock; rows are pruned after a retention period.
+    """
 
     __tablename__ = "processed_updates"
+    __table_args__ = (Index("ix_processed_updates_received_at", "received_at"),)
 
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bot: Mapped[str] = mapped_column(String(32), primary_key=True, default="")  # e.g. the Telegram bot id
+    chat: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=utcnow)  # NULL: stored, not handled yet
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the raw update until it is handled
     # The answer given, so that a redelivered update whose answer never arrived gets it again.
     replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    answered_at: Mapped[datetime | None]  # the answer was confirmed sent
+
+
+class PacingSlot(Base):
+    """The next free moment (Unix seconds) for sending under one key (a bot, a chat), shared by every
+    instance: each send reserves its slot here, so several dispatchers keep one pace together."""
+
+    __tablename__ = "pacing_slots"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
 
 
 class DialogState(Base):
@@ -504,7 +526,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-    scopes: Mapped[list[str]] = mapped_column(default=lambda: ["read"])  # read | act | report
+    scopes: Mapped[list[str] | None] = mapped_column(default=lambda: ["read"])  # read | act | report (set on every token)
     expires_at: Mapped[datetime | None]
 
 

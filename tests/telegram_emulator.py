@@ -18,6 +18,9 @@ are corrected HERE, in the proxy's responses, never in the bot (`FixingProxy.fix
    (a callback query takes the message id the bot's next message will get)
                                               → the proxy answers deleteMessage itself (true)
                                                 and records it in `deleted`.
+Faults: `faults` makes the proxy answer chosen calls with 429 or 500 instead of forwarding them,
+or forward them and answer 502 (a lost answer), for the fault tests.
+
 Webhook mode: the emulator pushes updates without the `X-Telegram-Bot-Api-Secret-Token`
 header, and a non-2xx answer to its push crashes it. So the proxy takes the bot's
 setWebhook (remembering the URL and secret), registers itself with the emulator instead,
@@ -177,6 +180,11 @@ class FixingProxy:
         self.webhooks: dict[str, tuple[str, str | None]] = {}
         self.pushes: list[tuple[int, int]] = []
         self.deleted: list[tuple[str, str]] = []  # (chat_id, message_id) the bot deleted
+        # Faults to inject, in order, for the named method: (method, kind, retry_after), kind one of
+        # "429" (flood control, not forwarded), "500" (not forwarded), "lost" (forwarded: the message
+        # is delivered, but the bot gets 502, as when the answer is lost on the way back).
+        self.faults: list[tuple[str, str, float]] = []
+        self.injected: list[tuple[str, str]] = []  # (method, kind) of the faults answered
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -217,11 +225,23 @@ class FixingProxy:
         elif method == "deleteMessage":  # 5
             self.deleted.append((str(params.get("chat_id")), str(params.get("message_id"))))
             return web.json_response({"ok": True, "result": True})
+        fault = None
+        if self.faults and self.faults[0][0] == method:
+            _, fault, retry_after = self.faults.pop(0)
+            self.injected.append((method, fault))
+            if fault == "429":
+                return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests",
+                                          "parameters": {"retry_after": retry_after}}, status=429)
+            if fault == "500":
+                return web.json_response({"ok": False, "error_code": 500, "description": "Internal Server Error"},
+                                         status=500)
         headers = {"Content-Type": content_type} if content_type else {}
         async with self._session.request(request.method, f"{self.emulator_url}/{path}", data=body or None,
                                          headers=headers, params=request.query) as response:
             raw = await response.read()
             status = response.status
+        if fault == "lost":
+            return web.json_response({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
         try:
             payload = json.loads(raw)
         except ValueError:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.dispatcher import Dispatcher, RateLimiter
+from bot.dispatcher import Dispatcher
 from conversations.engine import Engine
 from storage.cases import CaseStore
 from storage.models import Notification
@@ -58,14 +58,10 @@ async def pending(demo, key: str) -> Notification:
         return await session.scalar(select(Notification).where(Notification.message_key == key))
 
 
-def fast_limiter() -> RateLimiter:
-    return RateLimiter(per_second=10_000, per_chat_interval=0)
-
-
 async def test_a_failed_send_is_retried_with_backoff_then_delivered_in_the_residents_language(demo):
     number = await accepted_case(demo, "bo")
     channel = FlakyWeb("notified-bo", failures=1)
-    dispatcher = Dispatcher(demo, [channel], limiter=fast_limiter())
+    dispatcher = Dispatcher(demo, [channel])
     await dispatcher.drain_once()
     first = await pending(demo, "accept.reporter")
     assert first.sent_at is None and first.attempts == 1 and first.last_error.startswith("ConnectionError")
@@ -85,7 +81,7 @@ async def test_a_failed_send_is_retried_with_backoff_then_delivered_in_the_resid
 
 async def test_a_person_with_no_reachable_platform_does_not_stop_the_drain(demo):
     await accepted_case(demo, "zh")
-    dispatcher = Dispatcher(demo, [TelegramOnly()], limiter=fast_limiter())
+    dispatcher = Dispatcher(demo, [TelegramOnly()])
     assert await dispatcher.drain_once() > 0
     row = await pending(demo, "accept.reporter")
     assert row.sent_at is None and row.last_error == "no reachable platform identity"
@@ -98,7 +94,7 @@ async def test_a_revoked_member_of_staff_is_no_longer_told(demo):
     async with demo.begin() as session:
         await revoke_staff(session, (await find_person(session, "demo-worker-g01")).id)
     channel = FlakyWeb()
-    await Dispatcher(demo, [channel], limiter=fast_limiter()).drain_once()
+    await Dispatcher(demo, [channel]).drain_once()
     assert not [chat for chat, _ in channel.sent if chat == "demo-worker-g01"]
     row = await pending(demo, "report.grid_workers")
     assert row.gave_up_at is not None and row.last_error == "recipient no longer concerned"
@@ -132,7 +128,7 @@ async def test_an_unanswered_dialog_is_closed_and_the_person_told_without_writin
     engine.clock = lambda: utcnow() + timedelta(minutes=31)
     [(person_id, replies)] = await engine.close_idle_dialogs()
     channel = FlakyWeb()
-    assert await Dispatcher(demo, [channel], limiter=fast_limiter()).send_to_person(person_id, replies)
+    assert await Dispatcher(demo, [channel]).send_to_person(person_id, replies)
     told = "\n".join(text for chat_id, text in channel.sent if chat_id == "gone-quiet")
     assert all(part in told for part in fixed_parts(
         "bo", "Your unfinished report was put aside after {minutes} minutes without an answer. It is kept for 24 hours."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -352,3 +353,14 @@ async def test_a_retried_post_with_an_idempotency_key_opens_one_case(client):
     assert other.status == 201
     async with sessionmaker_of(client)() as session:
         assert len(list(await session.scalars(select(Case)))) == 2
+
+
+async def test_concurrent_posts_with_one_idempotency_key_all_get_the_first_requests_case(client):
+    key = await api_key(client)
+    form = dict(api_key=key, service_code="GM-0301", description="路灯坏了", lat="29.6558", long="91.1220")
+    headers = {"Idempotency-Key": "double-tap-1"}
+    responses = await asyncio.gather(*(client.post(f"{V2}/requests.json", data=form, headers=headers) for _ in range(5)))
+    assert sorted(r.status for r in responses) == [200, 200, 200, 200, 201]
+    assert len({(await r.json())[0]["service_request_id"] for r in responses}) == 1
+    async with sessionmaker_of(client)() as session:
+        assert len(list(await session.scalars(select(Case)))) == 1

@@ -37,6 +37,9 @@ from bot.telegram.channel import TelegramChannel
 from conversations.i18n import translate
 from conversations.engine import Replies
 from conversations.protocol import Button, Reply
+from sqlalchemy import select
+
+from storage.models import ProcessedUpdate
 from tests.telegram_emulator import FakeBotApi, update_json
 
 TOKEN = "4242:FAKE-token"
@@ -48,7 +51,11 @@ class FakeEngine:
 
     def __init__(self):
         self.calls = []
+        self.confirmed = []
         self.replies: list[Reply] = [Reply("ok", [[Button("Menu", "menu:main")]])]
+
+    async def answered(self, sender, update_id):
+        self.confirmed.append(update_id)
 
     async def handle(self, sender, message, *, update_id=None):
         self.calls.append((sender, message, update_id))
@@ -64,12 +71,14 @@ async def api():
     await server.stop()
 
 
-def make_door(api: FakeBotApi, tmp_path: Path, **settings) -> TelegramFrontDoor:
+def make_door(api: FakeBotApi, tmp_path: Path, sessionmaker=None, **settings) -> TelegramFrontDoor:
+    """The front door with a stand-in engine; webhook tests give it a database (updates are stored on arrival)."""
     values = dict(database_url="(unused)", telegram_token=TOKEN, telegram_api_base_url=api.base_url,
                   telegram_webhook_url="https://bot.example.org/telegram/webhook", telegram_webhook_secret=SECRET,
                   attachments_dir=str(tmp_path / "attachments"), telegram_poll_interval=0.05)
     values.update(settings)
-    runtime = Runtime(Settings(**values), None, None, FakeEngine())
+    db = sessionmaker.kw["bind"] if sessionmaker is not None else None
+    runtime = Runtime(Settings(**values), db, sessionmaker, FakeEngine())
     return TelegramFrontDoor(runtime)
 
 
@@ -215,8 +224,8 @@ async def test_a_refused_command_menu_is_not_fatal(api, tmp_path, caplog):
     assert door.runtime.channels == []
 
 
-async def test_webhook_checks_the_secret_token(api, tmp_path):
-    door = make_door(api, tmp_path)
+async def test_webhook_checks_the_secret_token(api, tmp_path, sessionmaker):
+    door = make_door(api, tmp_path, sessionmaker)
     app = web.Application()
     await door.start(app)
     (webhook,) = api.called("setWebhook")
@@ -233,8 +242,10 @@ async def test_webhook_checks_the_secret_token(api, tmp_path):
         assert response.status == 403
         response = await client.post("/telegram/webhook", json=update_json(22, 508, text="hi"))
         assert response.status == 403
-        response = await client.post("/telegram/webhook", data=b"not json", headers={SECRET_HEADER: SECRET})
-        assert response.status == 400
+        for bad in (b"not json", b"[" * 100_000 + b"]" * 100_000, b'{"update_id": "x1", "message": {}}',
+                    b'{"update_id": 1.5}', b'[]'):
+            response = await client.post("/telegram/webhook", data=bad, headers={SECRET_HEADER: SECRET})
+            assert response.status == 400
         assert [update_id for _, _, update_id in door.runtime.engine.calls] == [20]
         await door.stop()
         response = await client.post("/telegram/webhook", json=update_json(23, 508, text="hi"), headers={SECRET_HEADER: SECRET})
@@ -243,8 +254,10 @@ async def test_webhook_checks_the_secret_token(api, tmp_path):
         await client.close()
 
 
-async def test_webhook_without_a_secret_accepts_and_answers_quickly(api, tmp_path):
-    door = make_door(api, tmp_path, telegram_webhook_secret=None)
+async def test_webhook_acknowledges_only_what_is_done_and_keeps_what_it_received(api, tmp_path, sessionmaker):
+    """Slower than Telegram's patience: 503 (not 200), and the update is already stored; then its
+    answer goes out and is confirmed."""
+    door = make_door(api, tmp_path, sessionmaker, telegram_webhook_secret=None)
     door.ack_wait = 0.05
     gate = asyncio.Event()
 
@@ -260,16 +273,24 @@ async def test_webhook_without_a_secret_accepts_and_answers_quickly(api, tmp_pat
     await client.start_server()
     try:
         response = await asyncio.wait_for(client.post("/telegram/webhook", json=update_json(30, 509, text="hi")), 2)
-        assert response.status == 200 and door.runtime.engine.calls == []  # answered before processing ended
+        assert response.status == 503 and door.runtime.engine.calls == []
+        async with sessionmaker() as session:
+            stored = await session.scalar(select(ProcessedUpdate).where(ProcessedUpdate.update_id == "30"))
+        assert stored.chat == "509" and stored.payload["message"]["text"] == "hi" and stored.processed_at is None
         gate.set()
+        for _ in range(200):
+            if door.runtime.engine.confirmed:
+                break
+            await asyncio.sleep(0.01)
+        assert door.runtime.engine.confirmed == [30]  # the answer went out and was confirmed
     finally:
         await door.stop()  # waits for the update in hand
         await client.close()
     assert [u for _, _, u in door.runtime.engine.calls] == [30]
 
 
-async def test_webhook_answers_500_when_handling_failed_so_telegram_delivers_again(api, tmp_path):
-    door = make_door(api, tmp_path)
+async def test_webhook_answers_500_when_handling_failed_so_telegram_delivers_again(api, tmp_path, sessionmaker):
+    door = make_door(api, tmp_path, sessionmaker)
     attempts = []
 
     class FailsOnce(FakeEngine):

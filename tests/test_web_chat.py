@@ -15,7 +15,7 @@ import pytest
 from aiohttp import FormData
 from sqlalchemy import func, select
 
-from bot.dispatcher import Dispatcher, RateLimiter
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.web import chat as web_chat
@@ -250,7 +250,7 @@ async def accept(demo, number: str) -> None:
 
 def dispatcher_for(runtime: Runtime) -> Dispatcher:
     assert [c.platform for c in runtime.channels] == ["web"]
-    return Dispatcher(runtime.sessionmaker, runtime.channels, limiter=RateLimiter(per_second=10_000, per_chat_interval=0))
+    return Dispatcher(runtime.sessionmaker, runtime.channels)
 
 
 async def drain(dispatcher: Dispatcher) -> None:
@@ -460,3 +460,46 @@ async def test_metrics(client):
     assert values["gridbot_send_failures_total"] == 0
     assert values["gridbot_database_up"] == 1
     assert number
+
+
+async def test_a_notice_written_by_another_instance_wakes_the_page_and_idle_pages_do_not_poll(
+        aiohttp_client, demo, tmp_path):
+    """Two instances (two engines on one database): the page's stream is open on the second, the
+    notice is written by the first's dispatcher; the store wakes the stream (LISTEN/NOTIFY on
+    PostgreSQL), while idle streams leave the database alone."""
+    from sqlalchemy import event as sa_event
+
+    from storage.db import make_engine, make_sessionmaker
+
+    if demo.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("several instances need PostgreSQL; one SQLite instance is woken in-process (test above)")
+    other_maker = make_sessionmaker(make_engine(demo.kw["bind"].url.render_as_string(hide_password=False)))
+    statements = []
+    sa_event.listen(other_maker.kw["bind"].sync_engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))
+    first, second = make_runtime(demo, tmp_path), make_runtime(other_maker, tmp_path)
+    writer = await aiohttp_client(create_app(first))
+    reader = await aiohttp_client(create_app(second, chat_limits=ChatLimits(inbox_poll_seconds=600, keepalive_seconds=600)))
+    try:
+        user = WebUser(writer)
+        number = await report(user, "zh")
+        await drain(dispatcher_for(first))
+        idle = [await reader.get(f"/chat/events?client_id={secrets.token_hex(16)}") for _ in range(5)]
+        events = await reader.get(f"/chat/events?client_id={user.client_id}")
+        assert await asyncio.wait_for(events.content.readline(), 5) == b"retry: 3000\n"
+        await asyncio.sleep(0.5)
+        before = len(statements)
+        await asyncio.sleep(1.5)
+        assert len(statements) == before  # six open pages, no queries
+        await accept(demo, number)
+        started = asyncio.get_running_loop().time()
+        await drain(dispatcher_for(first))
+        while True:
+            line = (await asyncio.wait_for(events.content.readline(), 5)).decode()
+            if line.startswith("data: "):
+                break
+        assert number in line and asyncio.get_running_loop().time() - started < 2
+        for stream in idle + [events]:
+            stream.close()
+    finally:
+        await other_maker.kw["bind"].dispose()

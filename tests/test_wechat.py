@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.channels import RetryLater
-from bot.dispatcher import Dispatcher, RateLimiter
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.web.app import create_app
@@ -110,8 +110,7 @@ class StaffInbox:
 
 
 def dispatcher(door: WeChatFrontDoor) -> Dispatcher:
-    return Dispatcher(door.runtime.sessionmaker, [door.channel, StaffInbox()],
-                      limiter=RateLimiter(per_second=1000, per_chat_interval=0), batch=500)
+    return Dispatcher(door.runtime.sessionmaker, [door.channel, StaffInbox()], batch=500)
 
 
 class Follower:
@@ -536,8 +535,7 @@ async def test_a_refused_route_falls_back_to_the_next_and_the_last_refusal_gives
     await close_window(deployment.sessionmaker, person2.openid)
     await CaseStore(deployment.sessionmaker).act(number2, centre, "accept")
     calls = len(deployment.fake.calls)
-    drain = Dispatcher(deployment.sessionmaker, [door2.channel, StaffInbox()],
-                       limiter=RateLimiter(per_second=1000, per_chat_interval=0))
+    drain = Dispatcher(deployment.sessionmaker, [door2.channel, StaffInbox()])
     await drain.drain_once()
     notice = await last_notice(deployment.sessionmaker, number2)
     assert notice.gave_up_at is not None and "48-hour" in notice.last_error  # visible, not retried

@@ -6,16 +6,19 @@ Modes
   a second poller with 409 Conflict.
 * webhook (TELEGRAM_WEBHOOK_URL set): no Updater; a POST route on the project's
   aiohttp app (the path of the webhook URL) checks the `X-Telegram-Bot-Api-Secret-Token`
-  header against TELEGRAM_WEBHOOK_SECRET (403 when it differs), parses the update and
-  processes it. It answers 200 as soon as the update is processed, and after at most
-  `ack_wait` seconds in any case, so Telegram never times out; a crash before the
-  answer makes Telegram deliver the update again, and the engine's update-id table
-  (written in the same transaction as the update's effects) ignores the repeat.
-  Several instances behind one URL share one PostgreSQL: dialog state is read from
-  the database on every update, nothing about a conversation lives in memory.
+  header against TELEGRAM_WEBHOOK_SECRET (403 when it differs), stores the update
+  (`storage.updates`), and, holding the chat's lock (`storage.locks`, shared by the
+  instances), handles that chat's stored updates oldest first. It answers 200 only once
+  the update's effects and answer are committed and the answer sent, 500 when that
+  failed and 503 when it takes longer than `ack_wait`: Telegram then delivers the update
+  again, maybe to another instance, which finds it stored (and answers it again at once
+  if its answer was never confirmed sent). Several instances behind one URL share one
+  PostgreSQL: nothing about a conversation lives in memory.
 
 Updates of one person are processed one after the other, in arrival order, those of
-different people concurrently (`PerPersonUpdateProcessor`).
+different people concurrently (`PerPersonUpdateProcessor`); across instances, in update
+order (above). Sends take their slots from the pace every instance shares
+(`pacing.SharedRateLimiter`).
 
 Optional Bot API calls (setMyCommands, setWebhook, getFile) that fail are logged and
 the bot carries on. Logs carry ids, dialog and state names and timings, never the
@@ -25,7 +28,7 @@ text people type, their phone numbers or names.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -48,11 +51,18 @@ from conversations.engine import Sender
 from conversations.i18n import N_, translate
 from conversations.protocol import Inbound
 
+from storage import updates
+from storage.db import write_gate, writing
+from storage.pacing import SharedPacer
+
 from ..runtime import Runtime
 from . import handlers, render
 from .channel import TelegramChannel
+from .pacing import SharedRateLimiter, pace_key
 
 log = logging.getLogger("gridbot.telegram")
+
+_HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("gridbot_chat_lock_held", default=False)
 
 PLATFORM = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -159,23 +169,26 @@ class TelegramFrontDoor:
         runtime: Runtime,
         *,
         rate_limiter: bool = True,
-        ack_wait: float = 5.0,
+        ack_wait: float = 50.0,
         active_updates: int = 32,
+        order_window: float | None = None,
     ):
         self.runtime = runtime
         self.settings = runtime.settings
         if not self.settings.telegram_token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         self.webhook_url = self.settings.telegram_webhook_url
-        self.ack_wait = ack_wait
+        self.ack_wait = ack_wait  # below Telegram's own timeout for a webhook answer
+        self.order_window = self.settings.telegram_order_window if order_window is None else order_window
         self.keyboards = render.KeyboardMemory()
         self.channel: TelegramChannel | None = None
         self._accepting = False
         self._webhook_tasks: set[asyncio.Task] = set()
         self._failed: set[int] = set()  # updates whose handling failed, answered 500 on the webhook
+        self._answered: dict[int, bool] = {}  # webhook updates handled here: was the answer sent?
         # SQLite has one writer: its busy handler retries with sleeps of up to 100 ms, so
         # concurrent dialog transactions of this process queue here, in order, instead.
-        self._engine_gate = asyncio.Lock() if _is_sqlite(runtime) else contextlib.nullcontext()
+        self._runtime_db = getattr(runtime, "db", None)
         self.application = self._build(rate_limiter, active_updates)
         handlers.install(self.application, self)
         self.application.add_error_handler(self._on_error)
@@ -193,7 +206,11 @@ class TelegramFrontDoor:
         base_url = self.settings.telegram_api_base_url
         if base_url:
             builder = builder.base_url(base_url).base_file_url(file_base_url(base_url))
-        if rate_limiter:
+        if rate_limiter and self.runtime.sessionmaker is not None:  # one pace with the dispatcher, on every instance
+            pacer = SharedPacer(self.runtime.sessionmaker)
+            builder = builder.rate_limiter(SharedRateLimiter(pacer, pace_key(self.settings.telegram_token),
+                                                             self.settings.telegram_rate))
+        elif rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter())
         builder = builder.concurrent_updates(PerPersonUpdateProcessor(active_updates))
         if self.webhook_url:
@@ -228,7 +245,7 @@ class TelegramFrontDoor:
             await self.application.shutdown()
             raise
         self._accepting = True
-        self.channel = TelegramChannel(self.application.bot)
+        self.channel = TelegramChannel(self.application.bot, per_second=self.settings.telegram_rate)
         self.runtime.channels.append(self.channel)
         log.info("telegram front door started: mode=%s bot_id=%s", self.mode, self.application.bot.id)
 
@@ -271,7 +288,9 @@ class TelegramFrontDoor:
     # -- webhook -------------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """POST from Telegram: 403 with a wrong secret, 400 when not an update, else 200."""
+        """POST from Telegram: 403 with a wrong secret, 400 when not an update; 200 once the update and
+        its answer are stored and the answer sent; 500 when that failed, 503 when it took too long
+        (Telegram then delivers the update again, maybe to another instance)."""
         secret = self.settings.telegram_webhook_secret
         if secret:
             given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
@@ -281,32 +300,102 @@ class TelegramFrontDoor:
         if not self._accepting:
             return web.Response(status=503)  # stopping: Telegram will deliver it again, maybe elsewhere
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except Exception as exc:  # not JSON, or not an update
+            body = await request.json()
+            if not isinstance(body, dict) or type(body.get("update_id")) is not int:
+                raise ValueError("no integer update_id")
+            update = Update.de_json(body, self.application.bot)
+        except Exception as exc:  # not JSON (or nested too deeply), or not an update
             log.warning("webhook request refused: %s", type(exc).__name__)
             return web.Response(status=400)
         if update is None:
             return web.Response(status=400)
-        task = asyncio.create_task(self.process(update), name=f"telegram-update-{update.update_id}")
+        task = asyncio.create_task(self._take(update, body), name=f"telegram-update-{update.update_id}")
         self._webhook_tasks.add(task)
         task.add_done_callback(self._webhook_tasks.discard)
-        await asyncio.wait({task}, timeout=self.ack_wait)
-        if update.update_id in self._failed:
-            # Nothing of it was kept (the engine's transaction rolled back): let Telegram deliver it again.
-            self._failed.discard(update.update_id)
-            return web.Response(status=500)
+        done, _ = await asyncio.wait({task}, timeout=self.ack_wait)
+        if not done:
+            return web.Response(status=503)  # still at work: the update is stored, a redelivery finds it
+        if task.cancelled() or task.exception() is not None or not task.result():
+            return web.Response(status=500)  # not kept (rolled back) or not answered: deliver it again
         return web.Response(status=200)
+
+    async def _take(self, update: Update, body: dict) -> bool:
+        """Store the update, then, holding its chat's lock, handle every stored update of that chat in
+        update order (a later one that arrived first waits `order_window` for the earlier). True when
+        this update is handled and its answer confirmed sent."""
+        chat = _chat_of(update)
+        if chat is None:  # nobody to answer: nothing to order
+            await self.process(update)
+            return update.update_id not in self._failed
+        bot, update_id = self.bot_key, str(update.update_id)
+        sessionmaker = self.runtime.sessionmaker
+        arriving = _ARRIVING.setdefault((bot, chat), set())
+        arriving.add(update.update_id)  # at once, before any wait: this process's drains wait for it
+        try:
+            async with self._engine_gate, sessionmaker.begin() as session:
+                await writing(session)
+                await updates.store_arrival(session, PLATFORM, bot, chat, update_id, body)
+        finally:
+            arriving.discard(update.update_id)
+            if not arriving:
+                _ARRIVING.pop((bot, chat), None)
+        if self.order_window > 0:
+            await asyncio.sleep(self.order_window)
+        async with self.runtime.chat_locks().hold(f"{PLATFORM}:{bot}:{chat}"):
+            holding = _HOLDING.set(True)
+            try:
+                tried: set[str] = set()
+                while True:  # the oldest waiting update first, looking again after each one
+                    async with sessionmaker() as session:
+                        queue = [(i, p) for i, p in await updates.waiting(session, PLATFORM, bot, chat) if i not in tried]
+                    earlier = _ARRIVING.get((bot, chat), ())
+                    if earlier and (not queue or min(earlier) < int(queue[0][0])):
+                        await asyncio.sleep(0.005)  # an earlier update reached this process and is being stored
+                        continue
+                    if not queue:
+                        break
+                    queued_id, payload = queue[0]
+                    tried.add(queued_id)
+                    queued = update if queued_id == update_id else Update.de_json(payload, self.application.bot)
+                    await self._process_stored(queued, bot, chat, queued_id)
+                if update_id not in tried:  # handled before: answered again if that answer was lost
+                    await self._process_stored(update, bot, chat, update_id)
+            finally:
+                _HOLDING.reset(holding)
+            if update.update_id in self._answered:  # handled here just now
+                return self._answered.pop(update.update_id)
+            async with sessionmaker() as session:  # handled before, here or by another instance
+                handled, answered = await updates.outcome(session, PLATFORM, bot, chat, update_id)
+        return handled and answered
+
+    async def _process_stored(self, update: Update, bot: str, chat: str, update_id: str) -> None:
+        await self.process(update)
+        if update.update_id in self._failed:
+            self._failed.discard(update.update_id)  # stays stored: tried again, in order
+            return
+        async with self._engine_gate, self.runtime.sessionmaker.begin() as session:
+            await writing(session)
+            await updates.settle(session, PLATFORM, bot, chat, update_id)
 
     async def process(self, update: Update) -> None:
         """Process one update through the Application (handlers, per-person ordering, error handler)."""
         app = self.application
         await app.update_processor.process_update(update, app.process_update(update))
 
+    @property
+    def _engine_gate(self):
+        return write_gate(self._runtime_db)
+
+    @property
+    def bot_key(self) -> str:
+        return str(self.application.bot.id)
+
     # -- one update ---------------------------------------------------------------------------
 
     async def handle(self, update: Update, inbound: Inbound) -> None:
-        """Engine in, replies out; called by each handler with the update translated."""
-        started = time.perf_counter()
+        """Engine in, replies out, confirmed; called by each handler with the update translated. The
+        chat's lock is held from the engine to the confirmation, so a copy of the update arriving
+        meanwhile (another instance, a redelivery) waits and then finds it answered."""
         user, chat = update.effective_user, update.effective_chat
         if user is None:
             return
@@ -317,19 +406,36 @@ class TelegramFrontDoor:
             chat_id=str(chat_id),
             language_code=user.language_code,
             display_name=user.first_name,
+            bot=self.bot_key,
         )
+        if _HOLDING.get():
+            await self._answer(update, sender, inbound)
+            return
+        async with self.runtime.chat_locks().hold(f"{PLATFORM}:{sender.bot}:{sender.chat}"):
+            await self._answer(update, sender, inbound)
+
+    async def _answer(self, update: Update, sender: Sender, inbound: Inbound) -> None:
+        started = time.perf_counter()
+        chat_id = int(sender.chat)
         async with self._engine_gate:
             replies = await self.runtime.engine.handle(sender, inbound, update_id=update.update_id)
-        # A redelivered update is not handled again; its answer is sent again only if it was lost.
+        # A redelivered update is not handled again; its answer is sent again if it was never confirmed.
         to_send = list(replies) if not replies.repeated or replies.lost else []
         messages, shown = render.render(to_send, keyboard_shown=chat_id in self.keyboards)
-        sent = 0
+        sent, delivered = 0, False
         try:
             sent = await render.send(self.application.bot, chat_id, messages, wait_on_flood=30)
+            delivered = True
         except Forbidden:
-            log.info("telegram update=%s user=%s: replies not delivered, the bot is blocked", update.update_id, user.id)
+            delivered = True  # blocked: nobody to answer, sending again would not help
+            log.info("telegram update=%s user=%s: replies not delivered, the bot is blocked",
+                     update.update_id, sender.external_id)
         finally:
             self.keyboards.set(chat_id, shown if sent == len(messages) else False)
+        if delivered and (to_send or replies.lost):
+            await self.runtime.engine.answered(sender, update.update_id)
+        if _HOLDING.get():  # for the webhook's answer (see _take)
+            self._answered[update.update_id] = delivered
         # The same counters as the web chat, labelled by platform (see bot/web/metrics.py).
         self.runtime.count(f'updates_received{{platform="{PLATFORM}"}}')
         if not replies.repeated:
@@ -337,7 +443,7 @@ class TelegramFrontDoor:
             self.runtime.count(f'dialog_steps{{platform="{PLATFORM}"}}', len(replies))
         else:
             self.runtime.count(f'updates_duplicate{{platform="{PLATFORM}"}}')
-        self._log_update(update, user.id, inbound, replies, sent, started)
+        self._log_update(update, int(sender.external_id), inbound, replies, sent, started)
 
     def _log_update(self, update: Update, user_id: int, inbound: Inbound, replies, sent: int, started: float) -> None:
         """One structured line per update: ids, dialog, state, timing; never what the person wrote."""
@@ -392,9 +498,22 @@ class TelegramFrontDoor:
         log.warning("getUpdates failed: %s: %s", type(exc).__name__, exc)
 
 
-def _is_sqlite(runtime: Runtime) -> bool:
-    db = getattr(runtime, "db", None)
-    return db is not None and db.dialect.name == "sqlite"
+def _chat_of(update: Update) -> str | None:
+    """The chat an update's answer goes to, as the engine keys it (None: nobody to answer)."""
+    if update.effective_user is None:
+        return None
+    chat = update.effective_chat
+    return str(chat.id if chat is not None else update.effective_user.id)
+
+
+_SQLITE_GATES: dict[str, asyncio.Lock] = {}
+# (bot, chat) -> update ids received by this process and not yet stored
+_ARRIVING: dict[tuple[str, str], set[int]] = {}
+
+
+def _sqlite_gate(runtime: Runtime) -> asyncio.Lock:
+    """One gate per SQLite database in this process, shared by its front doors."""
+    return _SQLITE_GATES.setdefault(str(runtime.db.url), asyncio.Lock())
 
 
 def _write_once(path: Path, data: bytes) -> None:

@@ -7,8 +7,9 @@ from telegram.error import Forbidden, RetryAfter
 
 from conversations.protocol import Reply
 
-from ..channels import Blocked, RetryLater
+from ..channels import Blocked, Pacing, RetryLater
 from . import render
+from .pacing import pace_key
 
 
 class TelegramChannel:
@@ -17,12 +18,14 @@ class TelegramChannel:
     HTTP 429 (`RetryAfter`) becomes `RetryLater(seconds)`, a person who blocked the bot
     or deleted their account (`Forbidden`) becomes `Blocked`; anything else propagates
     and the dispatcher retries with backoff. Notifications never carry a reply keyboard.
+    `pacing` is keyed by the bot's id, so every instance serving this bot shares one pace.
     """
 
     platform = "telegram"
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: Bot, *, per_second: float = 30.0):
         self.bot = bot
+        self.pacing = Pacing(key=pace_key(bot.token), per_second=per_second)
 
     async def send(self, chat_id: str, reply: Reply) -> None:
         plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)

@@ -41,7 +41,7 @@ from storage.people import active_roles
 from storage.reading import CaseReading, Reader, reading_for
 from storage.timeutil import local, utcnow
 
-from .security import RateLimiter
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, unstorable_input
 
 log = logging.getLogger("gridbot.api")
 
@@ -49,6 +49,7 @@ PREFIX = "/api/"
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 MAX_TEXT = cases.MAX_DESCRIPTION
 MAX_BODY = 64 * 1024
+MAX_INTEGER = 1_000_000_000  # integers in query strings and inputs (offsets, hours)
 
 # Inputs a client may send with an action, and their types. `next_centre` is never taken from
 # the client: the store finds the centre one level up.
@@ -111,6 +112,7 @@ async def api_errors(request: web.Request, handler):
         return await handler(request)
     try:
         response = await handler(request)
+        OUTAGE.ok()
     except ApiError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="gridbot"'} if exc.status == 401 else {}
         if "retry_after" in exc.details:
@@ -124,9 +126,16 @@ async def api_errors(request: web.Request, handler):
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         response = error_response(exc.status, HTTP_CODES.get(exc.status, "http_error"), exc.reason, headers=headers)
-    except Exception:
-        log.exception("case API: %s %s failed", request.method, request.path)
-        response = error_response(500, "internal_error", "something went wrong on our side")
+    except Exception as exc:
+        if unstorable_input(exc):
+            response = error_response(400, "invalid_input", "a value in the request cannot be used "
+                                                            "(control character or out of range)")
+        elif OUTAGE.failed(exc):
+            response = error_response(503, "unavailable", "the database is briefly unreachable; try again",
+                                      headers={"Retry-After": str(RETRY_AFTER_OUTAGE)})
+        else:
+            log.exception("case API: %s %s failed", request.method, request.path)
+            response = error_response(500, "internal_error", "something went wrong on our side")
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -326,9 +335,12 @@ def integer(params: dict[str, list[str]], name: str, default: int) -> int:
     if value is None:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApiError(422, "invalid_input", f"{name} must be an integer", field=name) from None
+    if abs(number) > MAX_INTEGER:  # the database's integers are 64-bit, and no list is that long
+        raise ApiError(422, "invalid_input", f"{name} must be at most {MAX_INTEGER}", field=name)
+    return number
 
 
 def boolean(params: dict[str, list[str]], name: str) -> bool:
@@ -352,7 +364,7 @@ async def action_body(request: web.Request, trigger: str) -> dict[str, Any]:
             raise ApiError(415, "unsupported_media_type", "send the inputs as a JSON object (Content-Type: application/json)")
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_input", "the body must be a JSON object")
@@ -369,6 +381,8 @@ async def action_body(request: web.Request, trigger: str) -> dict[str, Any]:
                 value = int(value.strip())
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ApiError(422, "invalid_input", f"{name} must be an integer", field=name)
+            if abs(value) > MAX_INTEGER:
+                raise ApiError(422, "invalid_input", f"{name} must be at most {MAX_INTEGER}", field=name)
         else:
             if not isinstance(value, str):
                 raise ApiError(422, "invalid_input", f"{name} must be a string", field=name)

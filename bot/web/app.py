@@ -25,8 +25,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@web.middleware
+async def database_outage(request: web.Request, handler) -> web.StreamResponse:
+    """Whatever the route: an unreachable database is a 503 with Retry-After, logged once per outage."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if security.OUTAGE.failed(exc):
+            return web.json_response({"error": {"code": "unavailable", "message": "briefly unavailable; try again"}},
+                                     status=503, headers={"Retry-After": str(security.RETRY_AFTER_OUTAGE)})
+        raise
+
+
 def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> web.Application:
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[security.host_check(runtime.settings)])
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[database_outage, security.host_check(runtime.settings)])
     app[RUNTIME] = runtime
     security.setup(app, https=(runtime.settings.public_url or "").startswith("https://"))
     app.router.add_get("/healthz", healthz)

@@ -31,18 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from conversations.dialogs.menu import LANGUAGE_NAMES
 from conversations.engine import Sender
 from conversations.i18n import LANGUAGES, N_, number, translate
 from conversations.protocol import Inbound, Reply
-from storage.db import writing
+from storage.db import write_gate, writing
 from storage.models import Identity, Person, WebInboxMessage
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
-from .security import ChatLimits, RateLimiter, WebError, client_address, read_body
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, unstorable_input, RateLimiter, WebError, client_address, read_body
 
 log = logging.getLogger("gridbot.web.chat")
 
@@ -88,7 +88,7 @@ async def favicon(request: web.Request) -> web.Response:
 
 def _after(value: str | None) -> int:
     """The id of the last inbox message the page has (0: none)."""
-    return int(value) if value and value.isdigit() and len(value) < 19 else 0
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 19 else 0
 
 
 def reply_payload(reply: Reply) -> dict[str, Any]:
@@ -108,23 +108,26 @@ def page_strings(language: str, limits: ChatLimits) -> dict[str, str]:
     return {key: translate(language, msgid, **{k: v for k, v in params.items() if "{" + k in msgid}) for key, msgid in STRINGS.items()}
 
 
+INBOX_CHANNEL = "gridbot_web_inbox"  # PostgreSQL NOTIFY channel: the payload is a person id
+
+
 class InboxSignals:
     """Wakes the open event streams of a person when their inbox gets a message (in this process)."""
 
     def __init__(self) -> None:
-        self.listeners: dict[int, set[asyncio.Event]] = defaultdict(set)
+        self.listeners: dict[object, set[asyncio.Event]] = defaultdict(set)  # person id, or ("client", id)
 
-    def listen(self, person_id: int, event: asyncio.Event) -> None:
+    def listen(self, person_id, event: asyncio.Event) -> None:
         self.listeners[person_id].add(event)
 
-    def forget(self, person_id: int, event: asyncio.Event) -> None:
+    def forget(self, person_id, event: asyncio.Event) -> None:
         listeners = self.listeners.get(person_id)
         if listeners is not None:
             listeners.discard(event)
             if not listeners:
                 del self.listeners[person_id]
 
-    def notify(self, person_id: int) -> None:
+    def notify(self, person_id) -> None:
         for event in self.listeners.get(person_id, ()):
             event.set()
 
@@ -144,12 +147,15 @@ class WebChannel:
         self.signals = signals or InboxSignals()
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        async with self.sessionmaker.begin() as session:
+        async with write_gate(self.sessionmaker.kw.get("bind")), self.sessionmaker.begin() as session:
             await writing(session)
             person_id = await _web_person(session, chat_id)
             if person_id is None:
                 raise LookupError(f"no web identity {chat_id!r}")  # retried with backoff, then given up
             session.add(WebInboxMessage(person_id=person_id, payload=reply_payload(reply)))
+            if session.bind.dialect.name == "postgresql":  # wakes that page's stream on every instance, at commit
+                await session.execute(text("SELECT pg_notify(:channel, :person)"),
+                                      {"channel": INBOX_CHANNEL, "person": str(person_id)})
         self.signals.notify(person_id)
 
 
@@ -220,6 +226,7 @@ class WebChat:
         try:
             sender = Sender(PLATFORM, client_id, chat_id=client_id, language_code=language_code)
             replies = await self.runtime.engine.handle(sender, message, update_id=update_id)
+            self.signals.notify(("client", client_id))  # an open stream of theirs may have been waiting for them to exist
             answer = await self._answer(client_id, replies)
         except Exception as exc:
             self.count("updates_failed")  # logged by the endpoint
@@ -297,7 +304,7 @@ class WebChat:
         body = await read_body(request, self.limits.json_bytes)
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise WebError(400, "invalid_json", "the body is not JSON") from None
         if not isinstance(data, dict):
             raise WebError(400, "invalid_json", "the body must be a JSON object")
@@ -413,41 +420,86 @@ class WebChat:
             last = _after(request.headers.get("Last-Event-ID") or request.query.get("after"))
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
-            quiet_since = time.monotonic()
+            quiet_since = looked_at = time.monotonic()
+            look = True  # at once, then when woken, and as a safety net every inbox_poll_seconds
             while not self.stopping.is_set():
                 if request.transport is None or request.transport.is_closing():
                     break
-                if person_id is None:
+                if person_id is None and look:
                     person_id = await self.person_id(client_id)
                     if person_id is not None:
+                        self.signals.forget(("client", client_id), wake)
                         self.signals.listen(person_id, wake)
+                    else:
+                        self.signals.listen(("client", client_id), wake)  # woken by their first message here
                 wake.clear()
-                if person_id is not None:
+                if person_id is not None and look:
                     for message in await self.inbox_after(person_id, last):
                         last = message["id"]
                         data = json.dumps(message, ensure_ascii=False)
                         await response.write(f"id: {message['id']}\nevent: message\ndata: {data}\n\n".encode())
                         quiet_since = time.monotonic()
-                if time.monotonic() - quiet_since >= self.limits.keepalive_seconds:
+                    looked_at = time.monotonic()
+                now = time.monotonic()
+                if now - quiet_since >= self.limits.keepalive_seconds:
                     await response.write(b": keepalive\n\n")
-                    quiet_since = time.monotonic()
+                    quiet_since = now
+                timeout = min(self.limits.keepalive_seconds - (now - quiet_since),
+                              self.limits.inbox_poll_seconds - (now - looked_at))
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=self.limits.inbox_poll_seconds)
+                    await asyncio.wait_for(wake.wait(), timeout=max(0.05, timeout))
+                    look = True
                 except asyncio.TimeoutError:
-                    pass
+                    look = time.monotonic() - looked_at >= self.limits.inbox_poll_seconds
         except (ConnectionError, asyncio.CancelledError):
             pass  # the page went away
         finally:
-            if person_id is not None:
-                self.signals.forget(person_id, wake)
+            self.signals.forget(person_id if person_id is not None else ("client", client_id), wake)
             self.streams[client_id] -= 1
             if self.streams[client_id] <= 0:
                 del self.streams[client_id]
         return response
 
+    async def on_startup(self, app: web.Application) -> None:
+        db = getattr(self.runtime, "db", None)
+        if db is not None and db.dialect.name == "postgresql":
+            self.listener = asyncio.create_task(self.listen_for_notices(db), name="web inbox listener")
+
+    async def listen_for_notices(self, db) -> None:
+        """LISTEN for inbox notices written by any instance and wake the streams of this one."""
+        def woken(_connection, _pid, _channel, payload: str) -> None:
+            if payload.isdigit():
+                self.signals.notify(int(payload))
+
+        while not self.stopping.is_set():
+            try:
+                async with db.connect() as connection:
+                    raw = (await connection.get_raw_connection()).driver_connection
+                    await raw.add_listener(INBOX_CHANNEL, woken)
+                    self.signals.notify_all()  # anything written while we were not listening
+                    while not self.stopping.is_set() and not raw.is_closed():
+                        try:
+                            await asyncio.wait_for(self.stopping.wait(), timeout=30)
+                        except asyncio.TimeoutError:
+                            await connection.exec_driver_sql("SELECT 1")  # notices a dead connection
+                    if not raw.is_closed():
+                        await raw.remove_listener(INBOX_CHANNEL, woken)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("web inbox listener: %s; listening again in 5 s", type(exc).__name__)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), timeout=5)
+                except asyncio.TimeoutError:
+                    pass
+
     async def on_shutdown(self, app: web.Application) -> None:
         self.stopping.set()
         self.signals.notify_all()
+        listener = getattr(self, "listener", None)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
 
 CHAT = web.AppKey("web_chat", WebChat)
@@ -508,14 +560,21 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     def guarded(handler):
         async def run(request: web.Request) -> web.StreamResponse:
             try:
-                return await handler(request)
+                response = await handler(request)
             except WebError as error:
                 return error.response()
             except web.HTTPException:
                 raise
-            except Exception:
+            except Exception as exc:
+                if unstorable_input(exc):
+                    return WebError(400, "invalid_input", "a value in the request cannot be used").response()
+                if OUTAGE.failed(exc):
+                    return WebError(503, "unavailable", "the service is briefly unavailable; please try again",
+                                    retry_after=RETRY_AFTER_OUTAGE).response()
                 log.exception("web chat request %s failed", request.path)
                 return WebError(500, "internal_error", "something went wrong; please try again").response()
+            OUTAGE.ok()
+            return response
 
         return run
 
@@ -527,5 +586,6 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     app.router.add_get("/chat/events", guarded(chat.events))
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     app.router.add_get("/favicon.ico", favicon)
+    app.on_startup.append(chat.on_startup)
     app.on_shutdown.append(chat.on_shutdown)
     return chat

@@ -33,17 +33,18 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from storage import api_tokens, cases, queries, words
 from storage.db import writing
+from storage.locks import lock_id
 from storage.reading import NOTE_KINDS, PUBLIC, Level, mask_personal_data, public_reading
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
 from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
 from storage.timeutil import utcnow
 
 from .api import iso
-from .security import RateLimiter, client_address, public_base
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, client_address, public_base, unstorable_input
 
 log = logging.getLogger("gridbot.open311")
 
@@ -161,7 +162,13 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if unstorable_input(exc):
+            return error_response(fmt, 400, "a value in the request cannot be used (control character or out of range)")
+        if OUTAGE.failed(exc):
+            response = error_response(fmt, 503, "the database is briefly unreachable; try again")
+            response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+            return response
         log.exception("Open311: %s %s failed", request.method, request.path)
         return error_response(fmt, 500, "internal error")
 
@@ -442,7 +449,10 @@ class Open311:
         async with self.sessionmaker.begin() as session:
             await writing(session)
             if key:
-                seen = await session.get(ProcessedUpdate, ("open311", f"{token_id}:{key}"))
+                if session.bind.dialect.name == "postgresql":  # the same key at once: one after the other
+                    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"),
+                                          {"id": lock_id(f"open311:{token_id}:{key}")})
+                seen = await session.get(ProcessedUpdate, ("open311", "", "", f"{token_id}:{key}"))
                 if seen is not None:
                     data = [{"service_request_id": seen.replies[0]["number"], "service_notice": None, "account_id": None}]
                     return respond(_format_of(request), "service_requests", "request", data, status=200)
@@ -465,7 +475,7 @@ class Open311:
             )
             if key:
                 session.add(ProcessedUpdate(platform="open311", update_id=f"{token_id}:{key}",
-                                            replies=[{"number": case.number}]))
+                                            replies=[{"number": case.number}], answered_at=utcnow()))
             if api_tokens.needs_touch(await session.get_one(ApiToken, token_id)):
                 await api_tokens.touch(session, token_id)
             number = case.number

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+log = logging.getLogger("gridbot.web")
 
 # The chat page runs one script file and one style sheet from this origin; nothing inline.
 PAGE_CSP = (
@@ -21,6 +24,62 @@ PERMISSIONS_POLICY = (
     "interest-cohort=(), browsing-topics=()"
 )
 CHAT_PATHS = ("/chat/", "/static/")
+
+
+RETRY_AFTER_OUTAGE = 5  # seconds a client is asked to wait while the database is unreachable
+
+
+class DatabaseOutage:
+    """Tells a database outage from a bug, and logs it once when it starts and once when it ends,
+    not a traceback per request. `failed(exc)` is True for an outage (answer 503 + Retry-After)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.since: float | None = None
+        self.refused = 0
+
+    @staticmethod
+    def is_outage(exc: BaseException) -> bool:
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
+
+        if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, OSError) and exc.errno is not None:  # connection refused, host unreachable
+            return True
+        cause = exc.__cause__ or exc.__context__
+        return cause is not None and cause is not exc and isinstance(cause, (ConnectionError, OSError)) \
+            and not isinstance(cause, FileNotFoundError)
+
+    def failed(self, exc: BaseException) -> bool:
+        if not self.is_outage(exc):
+            return False
+        self.refused += 1
+        if self.since is None:
+            self.since = self.clock()
+            log.error("database unreachable (%s): answering 503 until it is back", type(exc).__name__)
+        return True
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("database reachable again after %.0f s; %d requests were answered 503",
+                        self.clock() - self.since, self.refused)
+            self.since, self.refused = None, 0
+
+
+def unstorable_input(exc: BaseException) -> bool:
+    """The database refused a value the request carried (a NUL character, a number out of range):
+    the request's fault, answered 400, not a 500."""
+    from sqlalchemy.exc import DataError, DBAPIError
+
+    if isinstance(exc, (DataError, OverflowError)):
+        return True
+    # PostgreSQL's class 22, "data exception" (asyncpg's errors reach SQLAlchemy as plain DBAPIError).
+    return isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "") or "").startswith("22")
+
+
+OUTAGE = DatabaseOutage()  # one per process: every front door reports the same outage once
 
 
 class WebError(Exception):
@@ -155,7 +214,9 @@ class ChatLimits:
     ip_per_second: float = 10.0
     photo_cost: float = 3.0  # a photo costs three messages
     streams_per_client: int = 3  # open /chat/events connections (tabs) per client
-    inbox_poll_seconds: float = 5.0  # how often an open event stream looks at the database
+    # An open event stream looks at the database when the store wakes it (a notice for that page was
+    # written: LISTEN/NOTIFY on PostgreSQL, a signal in this process), and otherwise only this often.
+    inbox_poll_seconds: float = 120.0
     keepalive_seconds: float = 15.0
 
 

@@ -202,7 +202,7 @@ class WeChatFrontDoor:
             log.info("wechat update=%s kind=%s ignored", update_id, kind)
             return
         await self.followers.wrote(openid, now)
-        sender = Sender(platform=PLATFORM, external_id=openid, chat_id=openid)
+        sender = Sender(platform=PLATFORM, external_id=openid, chat_id=openid, bot=self.config.app_id)
         async with self._engine_gate:
             replies = await self.runtime.engine.handle(sender, inbound, update_id=update_id)
         to_send = list(replies) if not replies.repeated or replies.lost else []
@@ -210,6 +210,8 @@ class WeChatFrontDoor:
         if to_send and before:
             to_send = [Reply(text=i18n.translate(language, msgid, **params)) for msgid, params in before] + to_send
         sent = await self.send_replies(openid, to_send, language)
+        if to_send and sent:
+            await self.runtime.engine.answered(sender, update_id)  # a retry of this message is not answered again
         if not replies.repeated:
             self.runtime.count(f'updates_handled{{platform="{PLATFORM}"}}')
             self.runtime.count(f'dialog_steps{{platform="{PLATFORM}"}}', len(replies))

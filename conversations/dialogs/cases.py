@@ -278,7 +278,7 @@ async def open_my_cases(ctx: Context, message: Inbound, argument: str) -> None:
 
 @router.press("cases:")
 async def more_cases(ctx: Context, message: Inbound, offset: str) -> None:
-    await show_my_cases(ctx, int(offset) if offset.isdigit() else 0)
+    await show_my_cases(ctx, text.small_number(offset))
 
 
 @router.press("case:")

@@ -100,7 +100,7 @@ class ReportDialog(Dialog):
     async def on_choose_matter(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "button" and message.data.startswith("page:"):
             page = message.data.split(":", 1)[1]
-            ctx.data["page"] = int(page) if page.isdigit() else 0
+            ctx.data["page"] = text.small_number(page)
             ctx.touch()
             await self.prompt_choose_matter(ctx)
             return

@@ -276,8 +276,8 @@ class ActionDialog(Dialog):
                 value = choice  # the store keeps the listed reason's code
             elif need == "department":
                 value = choice
-            elif need == "deadline" and choice.startswith("wd:") and choice[3:].isdigit():
-                ctx.data["inputs"]["working_days"] = int(choice[3:])
+            elif need == "deadline" and choice.startswith("wd:") and text.small_number(choice[3:], limit=30) > 0:
+                ctx.data["inputs"]["working_days"] = text.small_number(choice[3:], limit=30)
                 value = "working_days"  # the store counts them from the current time limit
         elif message.kind == "text" and need == "deadline":
             match = DATE.fullmatch(text.clean(message.text).translate(text.ASCII_DIGITS))

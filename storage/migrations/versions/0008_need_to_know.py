@@ -1,7 +1,7 @@
 """need-to-know: published wording, anonymisation, token scopes and expiry, periodic runs
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 09:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
