@@ -28,3 +28,4 @@ class Settings:
     telegram_api_base_url: str | None = field(default_factory=lambda: _env("TELEGRAM_API_BASE_URL"))
     telegram_poll_interval: float = field(default_factory=lambda: float(_env("TELEGRAM_POLL_INTERVAL", "0.0")))
     dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")
+    duplicate_metres: float = field(default_factory=lambda: float(_env("GRIDBOT_DUPLICATE_METRES", "100")))

@@ -25,7 +25,7 @@ from storage.timeutil import utcnow
 
 from .context import Context
 from .dialog import finish
-from .dialogs import cases, grid, language, menu, patrol, report, staff
+from .dialogs import additions, cases, grid, language, menu, patrol, report, staff
 from .engine_support import DIALOGS
 from .i18n import language_from_platform
 from .protocol import Inbound, Reply
@@ -37,7 +37,8 @@ log = logging.getLogger("gridbot.engine")
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
-FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router]
+FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router,
+                   additions.router]
 
 
 class Replies(list):
@@ -75,9 +76,11 @@ class Engine:
         idle_minutes: int = DEFAULT_IDLE_MINUTES,
         routers: list[Router] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        duplicate_metres: float | None = None,
     ):
         self.sessionmaker = sessionmaker
         self.clock = clock
+        self.duplicate_metres = duplicate_metres
         self.idle = timedelta(minutes=idle_minutes)
         self.router = Router()
         for router in FEATURE_ROUTERS + list(routers or []):
@@ -136,6 +139,8 @@ class Engine:
             await session.flush()
         ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform)
         ctx.settings["language_hint"] = hint
+        if self.duplicate_metres is not None:
+            ctx.settings["duplicate_metres"] = self.duplicate_metres
         return ctx
 
     async def _dispatch(self, ctx: Context, message: Inbound) -> None:
@@ -230,7 +235,7 @@ class Engine:
             typed = clean(message.text)
             number = cases.find_case_number(typed)
             if number:
-                await cases.show_case(ctx, number)
+                await cases.open_typed_case(ctx, typed)
                 return
             if len(typed) >= report.MIN_DESCRIPTION:
                 # Someone simply describing a problem: start a report with what they typed.
@@ -238,6 +243,9 @@ class Engine:
                 ctx.replies.clear()
                 await DIALOGS["report"].handle(ctx, message)
                 return
+        if message.kind in ("photo", "voice"):
+            await additions.media_outside_dialogs(ctx, message)
+            return
         if message.kind == "location":
             await DIALOGS["grid"].begin(ctx)
             ctx.replies.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .context import Context
 from .dialog import Dialog
+from .dialogs.additions import AddToCaseDialog, AttachDialog
 from .dialogs.cases import LookupDialog, RateDialog
 from .dialogs.grid import GridDialog
 from .dialogs.language import LanguageDialog
@@ -15,7 +16,7 @@ DIALOGS: dict[str, Dialog] = {
     d.name: d
     for d in (
         LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog(),
-        PatrolDialog(), ActionDialog(), FeedbackDialog(), ProfileDialog(),
+        PatrolDialog(), ActionDialog(), FeedbackDialog(), ProfileDialog(), AddToCaseDialog(), AttachDialog(),
     )
 }
 

@@ -7,12 +7,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Department, Matter, Notification
+from storage.models import Attachment, Case, Department, Matter, Notification
 
 from . import i18n
 from .i18n import N_
+from .evidence import media_entry
 from .protocol import Button, Reply
-from .wording import localised_reason
+from .wording import MEDIA_NAMES, localised_reason
 
 NOTICES = {
     "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
@@ -42,7 +43,13 @@ NOTICES = {
     "prompt.department": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.grid_workers": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),
+    "add_to_case.holders": N_("The resident added to case {number} ({matter}): {addition}"),
+    "add_to_case.grid_workers": N_("The resident added to case {number} ({matter}) in your grid: {addition}"),
+    "reply_to_resident.reporter": N_("A message about case {number} ({matter}) from the staff handling it: {note}"),
+    "merge.reporter": N_("Case {number} ({matter}) repeats case {into}, which was reported earlier: the two were merged. "
+                         "You now follow case {into} and will be told what happens."),
 }
+ACCESS_CODE_LINE = N_("To follow it from another app or phone: {number} · {code}")
 
 
 async def render(session: AsyncSession, language: str, notification: Notification) -> Reply:
@@ -58,12 +65,29 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     for key in ("deadline", "verify_by"):
         if params.get(key):
             params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))
+    if params.get("content"):  # an addition: its text, or what was sent
+        kinds = [i18n.translate(language, MEDIA_NAMES[k]) for k in params["content"].split("+") if k in MEDIA_NAMES]
+        params["addition"] = params.get("note") or ", ".join(kinds)
     template = NOTICES.get(notification.message_key)
     if template is None:
         template = N_("There is news about case {number}.")
     wanted = i18n.placeholders(template)
     text = i18n.translate(language, template, **{k: params.get(k, "") for k in wanted})
-    buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
+    media: list[dict] = []
+    reporter = False
+    if notification.message_key.endswith(".reporter"):
+        case = await session.get(Case, notification.case_id)
+        reporter = case is not None and case.reporter_id == notification.recipient_id  # not a follower
+        if reporter and case.access_code and notification.message_key != "merge.reporter":
+            text += "\n" + i18n.translate(language, ACCESS_CODE_LINE, number=case.number, code=case.access_code)
+    elif notification.message_key.startswith("add_to_case."):
+        # Staff get the photos and voice notes of the addition with the notice, from whatever platform.
+        rows = await session.scalars(select(Attachment).where(Attachment.event_id == notification.event_id).order_by(Attachment.id))
+        media = [media_entry(a, for_staff=True) for a in rows]
+    opened = params.get("into") if notification.message_key == "merge.reporter" else params["number"]
+    buttons = [[Button(i18n.translate(language, "Open case {number}", number=opened), f"case:{opened}")]]
     if notification.message_key in ("verify_pass.reporter", "resolve_on_spot.reporter"):
         buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
-    return Reply(text=text, buttons=buttons)
+    if notification.message_key == "reply_to_resident.reporter" and reporter:
+        buttons.insert(0, [Button(i18n.translate(language, "↩ Answer"), f"add:{params['number']}")])
+    return Reply(text=text, buttons=buttons, media=media)

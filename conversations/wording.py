@@ -15,6 +15,7 @@ STATE_NAMES = {
     "in_progress": N_("Being handled"),
     "handled": N_("Result in, waiting for verification"),
     "closed": N_("Closed"),
+    "merged": N_("Merged into another case"),
 }
 
 # What happened, as the resident reads it in the case's timeline.
@@ -36,7 +37,16 @@ ACTION_NAMES = {
     "relay_feedback": N_("Feedback from the resident, relayed by the grid worker"),
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
+    "add_to_case": N_("Added by the resident"),
+    "reply_to_resident": N_("Message to the resident"),
+    "merge": N_("Merged into case {number}, which carries on"),
+    "merged_in": N_("Case {number}, a repeat of this one, was merged into it"),
 }
+
+# Notes only staff read (Art. 19); labelled so in the staff's timeline.
+INTERNAL_NOTES = ("comment", "prompt", "relay_feedback", "verify_fail", "extend_deadline", "request_extension",
+                  "refuse_extension", "return_to_centre")
+MEDIA_NAMES = {"photo": N_("📷 photo"), "voice": N_("🎤 voice note")}
 
 ROLE_NAMES = {
     "resident": N_("Resident"),

@@ -25,6 +25,7 @@ class State:
     in_progress = "in_progress"  # 办理
     handled = "handled"  # 反馈: result in, waiting for verification 核查
     closed = "closed"  # 办结
+    merged = "merged"  # 合并: a repeat of another case, which carries on
 
 
 STATES = [
@@ -36,8 +37,9 @@ STATES = [
     State.in_progress,
     State.handled,
     State.closed,
+    State.merged,
 ]
-OPEN_STATES = [s for s in STATES if s not in (State.rejected, State.closed)]
+OPEN_STATES = [s for s in STATES if s not in (State.rejected, State.closed, State.merged)]
 
 GRID_WORKERS = (Role.grid_worker, Role.grid_worker_part_time)
 CENTRE = (Role.centre_staff,)
@@ -52,6 +54,8 @@ RESIDENT = (Role.resident,)
 #   department    the handlers of the assigned department
 #   overseers     the grid chief and instructors of the case's grid
 #   handler_last  the person who last handled the case
+#   holders       the staff holding the case now: the department while it handles it, else the centre
+# (the reporter's notices also go to the case's followers)
 ANY_STATE = "*"
 
 TRANSITIONS: list[dict[str, Any]] = [
@@ -90,6 +94,15 @@ TRANSITIONS: list[dict[str, Any]] = [
          roles=OVERSEERS + CENTRE, needs=["note"], notify=[]),
     dict(trigger="prompt", source=OPEN_STATES, dest=None,
          roles=OVERSEERS, needs=["note"], notify=["department", "grid_workers", "centre"]),
+    # The case as a conversation: the resident adds text, photos or a voice note (the store sets
+    # `content` from the note or the media); staff write to the resident (回访), unlike a comment.
+    dict(trigger="add_to_case", source=OPEN_STATES, dest=None,
+         roles=RESIDENT, needs=["content"], notify=["holders", "grid_workers"]),
+    dict(trigger="reply_to_resident", source=ANY_STATE, dest=None,
+         roles=CENTRE + HANDLER + GRID_WORKERS, needs=["note"], notify=["reporter"]),
+    # 合并: a repeat report joins the case that carries on; its reporter follows that one.
+    dict(trigger="merge", source=[State.reported, State.accepted], dest=State.merged,
+         roles=CENTRE, needs=["into"], notify=["reporter"]),
 ]
 
 BY_TRIGGER: dict[str, dict[str, Any]] = {t["trigger"]: t for t in TRANSITIONS}

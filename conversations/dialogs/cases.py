@@ -6,20 +6,24 @@ import re
 
 from sqlalchemy import select
 
-from storage import access, cases, grids
+from storage import access, cases, grids, lifecycle
+from storage.cases import TooManyTries
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
 
 from .. import text
+from ..evidence import case_media
 from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ACTION_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
+from ..wording import ACTION_NAMES, INTERNAL_NOTES, MEDIA_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
 from .menu import show_menu
 
 CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
+# "LS-20261201-0007 · 4821": a case number with its access code (any separator but digits)
+WITH_CODE = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}[^0-9A-Za-z]{1,5}([0-9]{4})\b", re.IGNORECASE)
 LIST_SIZE = 10
 MAX_COMMENT = 500
 
@@ -28,6 +32,42 @@ def find_case_number(typed: str) -> str | None:
     """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
     match = CASE_NUMBER.search((typed or "").translate(text.ASCII_DIGITS))
     return match.group(0).upper() if match else None
+
+
+def find_access_code(typed: str) -> str | None:
+    """The access code typed after a case number, if any."""
+    match = WITH_CODE.search((typed or "").translate(text.ASCII_DIGITS))
+    return match.group(1) if match else None
+
+
+def not_found(ctx: Context, number: str) -> None:
+    ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()) + "\n"
+            + ctx.t("To follow a case someone else reported, type its number with its access code, "
+                    "for example LS-20261124-0042 1234."),
+            [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
+
+
+async def open_typed_case(ctx: Context, typed: str) -> None:
+    """A case number typed, maybe with its access code: the code makes the person a follower."""
+    number = find_case_number(typed)
+    code = find_access_code(typed)
+    if code:
+        try:
+            case = await cases.case_for_person(ctx.session, ctx.person.id, number)
+        except CaseNotFound:
+            try:
+                async with ctx.session.begin_nested():
+                    case = await cases.follow_with_code(ctx.session, ctx.person.id, number, code, now=ctx.now)
+            except TooManyTries:
+                ctx.say(ctx.t("Too many wrong tries. Please wait an hour, then type the number and code again."),
+                        [[ctx.button("☰ Menu", "menu:main")]])
+                return
+            except CaseNotFound:
+                not_found(ctx, number)
+                return
+            ctx.say(ctx.t("You now follow case {number}: you will be told what happens, as its reporter is.",
+                          number=case.number))
+    await show_case(ctx, number)
 
 
 async def show_my_cases(ctx: Context, offset: int = 0) -> None:
@@ -51,21 +91,28 @@ async def show_case(ctx: Context, number: str) -> None:
     try:
         case = await cases.case_for_person(ctx.session, ctx.person.id, number)
     except CaseNotFound:
-        ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()),
-                [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
+        not_found(ctx, number)
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
-    if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
+    resident_view = case.reporter_id == ctx.person.id or access.is_follower(ctx.person.id, case)
+    if not resident_view or any(access.covers(a, case) for a in assignments):
         from .staff import staff_card
 
         await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
         return
-    ctx.say(await case_card(ctx, case), card_buttons(ctx, case))
+    card = await case_card(ctx, case)
+    if case.reporter_id == ctx.person.id and case.access_code:
+        card += "\n\n" + ctx.t("Access code: {code}. With the case number and this code the case can be followed "
+                                "from any app or phone.", code=case.access_code)
+    events = await cases.timeline(ctx.session, case.id)
+    ctx.say(card, card_buttons(ctx, case), media=case_media(ctx, case, events, for_staff=False))
 
 
 # Notes a reporter may read in their timeline; the rest (comments, prompts, extension reasons,
 # failed checks, relayed feedback) are internal to staff (Art. 19).
-PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen")
+PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen", "reply_to_resident", "merge")
+# Notes a resident wrote: read by their author and by staff, not by other followers.
+OWN_NOTES = ("add_to_case", "reopen", "rate")
 
 
 async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
@@ -94,14 +141,24 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
                 departments[code] = await ctx.session.scalar(select(Department).where(Department.code == code))
             sent_to = ACTION_NAMES[event.action]
             action = ctx.t(sent_to, department=departments[code].name(ctx.language) if departments[code] else code)
+        elif event.action in ("merge", "merged_in"):
+            action = ctx.t(ACTION_NAMES[event.action], number=event.data.get("into") or event.data.get("case", ""))
         else:
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
+        mine = event.actor_id == ctx.person.id
+        readable = for_staff or mine or (event.action in PUBLIC_NOTES and event.action not in OWN_NOTES)
         if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
             line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
-        elif event.note and event.action != "report" and (for_staff or event.action in PUBLIC_NOTES):
+        elif event.note and event.action != "report" and readable:
             line += f": {localised_note(ctx, event.note)}"
+        if for_staff and event.action in INTERNAL_NOTES and event.note:
+            line += " " + ctx.t("(staff only)")
+        elif for_staff and event.action == "reply_to_resident":
+            line += " " + ctx.t("(the resident read this)")
+        if event.action == "add_to_case" and "note" not in event.data:
+            line += ": " + ", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+") if k in MEDIA_NAMES)
         lines.append(line)
     return "\n".join(lines)
 
@@ -113,6 +170,8 @@ def localised_note(ctx: Context, note: str) -> str:
 
 def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     rows = []
+    if case.reporter_id == ctx.person.id and case.state in lifecycle.OPEN_STATES:
+        rows.append([ctx.button("➕ Add details, photos or a voice note", f"add:{case.number}")])
     if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
         rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
     rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
@@ -135,6 +194,7 @@ class AskCaseNumberDialog(Dialog):
                     [[ctx.button("✖ Cancel", CANCEL)]])
             return
         finish(ctx)
+        ctx.settings["typed"] = text.clean(message.text)  # the number may come with its access code
         await self.with_number(ctx, number)
 
     async def with_number(self, ctx: Context, number: str) -> None:
@@ -147,7 +207,7 @@ class LookupDialog(AskCaseNumberDialog):
     name = "lookup"
 
     async def with_number(self, ctx: Context, number: str) -> None:
-        await show_case(ctx, number)
+        await open_typed_case(ctx, ctx.settings.get("typed") or number)
 
 
 class RateDialog(Dialog):
@@ -236,7 +296,7 @@ async def open_case_card(ctx: Context, message: Inbound, number: str) -> None:
 async def look_up_case(ctx: Context, message: Inbound, argument: str) -> None:
     number = find_case_number(argument)
     if number:
-        await show_case(ctx, number)
+        await open_typed_case(ctx, argument)
     else:
         await LookupDialog().begin(ctx)
 

@@ -15,6 +15,7 @@ from storage.staff import InvitationRefused, redeem
 from .. import i18n, text
 from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
+from ..evidence import case_media
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
@@ -39,8 +40,10 @@ ACTION_BUTTONS = {
     "verify_fail": N_("↩ Verification failed: return"),
     "resolve_on_spot": N_("✔ Resolved on the spot"),
     "relay_feedback": N_("💬 Relay the resident's feedback"),
-    "comment": N_("💬 Comment"),
+    "comment": N_("🔒 Internal note (staff only)"),
     "prompt": N_("🔔 Prompt the people responsible"),
+    "reply_to_resident": N_("✉ Write to the resident (they will read it)"),
+    "merge": N_("🔗 Merge into another case (a repeat)"),
 }
 QUESTIONS = {
     "reason": N_("Please give the reason."),
@@ -48,6 +51,19 @@ QUESTIONS = {
     "note": N_("Please type your note."),
     "department": N_("Which department should handle it?"),
     "hours": N_("How much more time is needed?"),
+    "into": N_("Type the number of the case this one repeats. It must be open and of the same kind; "
+               "the reporter will follow that case and be told."),
+}
+# What a typed note is for, said before it is typed: who will read it.
+NOTE_QUESTIONS = {
+    "reply_to_resident": N_("Type your message to the resident. The resident, and anyone following the case, will read it."),
+    "comment": N_("Type your note. Only staff will read it; the resident will not."),
+}
+MERGE_REFUSALS = {
+    "not_found": N_("There is no case with that number."),
+    "same_case": N_("A case cannot be merged into itself."),
+    "closed": N_("That case is no longer open: a repeat can only join an open case."),
+    "other_matter": N_("That case is of another kind of problem: only repeats of the same kind are merged."),
 }
 EXTENSIONS = (24, 48, 72, 168)
 PHOTO_ACTIONS = ("submit_result", "verify_fail")  # a result or a failed check may come with photos
@@ -114,8 +130,17 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
     elif case.contact_phone:
         phone = case.contact_phone if access.sees_phone(assignments, case) else access.mask_phone(case.contact_phone)
         lines.append(ctx.t("Reporter's phone: {phone}", phone=phone))
-    if case.attachments:
-        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, len(case.attachments))))
+    photos = sum(1 for a in case.attachments if a.kind != "voice")
+    voices = len(case.attachments) - photos
+    if photos:
+        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, photos)))
+    if voices:
+        lines.append(ctx.t("Voice notes: {count}", count=i18n.number(ctx.language, voices)))
+    if case.latitude is not None and case.longitude is not None:
+        lines.append(ctx.t("Location: {coordinates}", coordinates=f"{case.latitude:.6f}, {case.longitude:.6f}")
+                     + f"\ngeo:{case.latitude:.6f},{case.longitude:.6f}")
+    if case.followers:
+        lines.append(ctx.t("Followed by: {count}", count=i18n.number(ctx.language, len(case.followers))))
     if case.concerned_residents and access.sees_phone(assignments, case):
         lines.append(ctx.t("Residents concerned: {names}", names=case.concerned_residents))
     role = next((a.role.value for a in assignments if access.covers(a, case)), assignments[0].role.value if assignments else "")
@@ -123,9 +148,10 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
     actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case) if t in ACTION_BUTTONS]
     rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions]
     rows.append([ctx.button("🗂 My work queue", "staff:queue"), ctx.button("☰ Menu", "menu:main")])
-    # Photos taken on the same platform can be shown again by their file id (Telegram's work across chats).
-    photos = [a.platform_file_id for a in case.attachments if a.platform == ctx.platform and a.platform_file_id]
-    ctx.say("\n".join(lines), rows, photo_file_ids=photos[:10])
+    # Photos and voice notes from any platform: each adapter shows them again its own way.
+    events = await cases.timeline(ctx.session, case.id)
+    location = [case.latitude, case.longitude] if case.latitude is not None and case.longitude is not None else None
+    ctx.say("\n".join(lines), rows, media=case_media(ctx, case, events, for_staff=True), location=location)
 
 
 class ActionDialog(Dialog):
@@ -164,6 +190,8 @@ class ActionDialog(Dialog):
         elif need == "reason" and ctx.data["trigger"] == "reject":
             rows = [[Button(ctx.t(label), f"input:{key}")] for key, label in REJECT_REASONS.items()]
             ctx.say(title + ctx.t("Choose the reason, or type it."), rows + [cancel])
+        elif need == "note" and ctx.data["trigger"] in NOTE_QUESTIONS:
+            ctx.say(title + ctx.t(NOTE_QUESTIONS[ctx.data["trigger"]]), [cancel])
         else:
             ctx.say(title + ctx.t(QUESTIONS[need]), [cancel])
 
@@ -186,6 +214,11 @@ class ActionDialog(Dialog):
                 value = choice
             elif need == "hours" and choice.isdigit():
                 value = int(choice)
+        elif message.kind == "text" and need == "into":
+            value = find_case_number(text.clean(message.text))
+            if value is None:
+                ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."))
+                return
         elif message.kind == "text" and need in ("reason", "result", "note"):
             typed = text.clean(message.text)
             if ctx.data.get("awaiting_duplicate"):
@@ -236,7 +269,8 @@ class ActionDialog(Dialog):
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
             return
         except CaseError as error:
-            ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))),
+            refusal = MERGE_REFUSALS.get(error.details.get("reason")) if error.details.get("field") == "into" else None
+            ctx.say(ctx.t(refusal) if refusal else ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))),
                     [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
             return
         ctx.say(
