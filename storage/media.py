@@ -199,6 +199,9 @@ def _write_once(path: Path, data: bytes) -> None:
 
 async def link_secret(session: AsyncSession) -> bytes:
     """The key that signs media links: made once, kept in the database, the same on every instance."""
+    value = await session.scalar(select(AppSecret.value).where(AppSecret.name == SECRET_NAME))
+    if value is not None:
+        return bytes.fromhex(value)
     dialect = session.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(

@@ -21,12 +21,14 @@ class TelegramChannel:
 
     platform = "telegram"
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: Bot, attachments_dir: str | None = None):
         self.bot = bot
+        self.attachments_dir = attachments_dir
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)
-        messages, _ = render.render([plain])
+        plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids, media=reply.media,
+                      location=reply.location)
+        messages, _ = render.render([plain], platform=self.platform, root=self.attachments_dir)
         try:
             await render.send(self.bot, chat_id, messages)
         except RetryAfter as exc:

@@ -39,6 +39,7 @@ from storage.models import Case, CaseEvent, CaseSource, CaseView, Matter, Node, 
 from storage.people import active_roles
 from storage.timeutil import local
 
+from .media import LINKS
 from .security import RateLimiter
 
 log = logging.getLogger("gridbot.api")
@@ -52,8 +53,9 @@ MAX_BODY = 64 * 1024
 # the client: the store finds the centre one level up.
 INPUT_TYPES: dict[str, type] = {
     "reason": str, "result": str, "department": str, "hours": int, "rating": str, "comment": str, "note": str,
+    "into": str,
 }
-SERVER_INPUTS = {"next_centre"}
+SERVER_INPUTS = {"next_centre", "content"}
 
 # Domain errors (storage.lifecycle, storage.cases) → HTTP status and API code.
 DOMAIN_ERRORS: list[tuple[type[CaseError], int, str]] = [
@@ -205,8 +207,16 @@ def reporter_view(person_id: int, assignments: list[RoleAssignment], case: Case)
     return {"phone": phone if full else access.mask_phone(phone), "phone_masked": bool(phone) and not full}
 
 
-def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment]) -> dict[str, Any]:
+def attachment_view(attachment, media_url: str | None) -> dict[str, Any]:
+    return {"kind": attachment.kind or "photo", "content_type": attachment.content_type, "size": attachment.size,
+            "duration_seconds": attachment.duration_seconds, "created_at": iso(attachment.created_at),
+            "media_url": media_url}
+
+
+def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment],
+                media_urls: dict[int, str] | None = None) -> dict[str, Any]:
     full = case.reporter_id == person_id or access.sees_phone(assignments, case)
+    media_urls = media_urls or {}
     return {
         **case_summary(case, person_id),
         "location": {"latitude": case.latitude, "longitude": case.longitude, "address": case.address},
@@ -217,9 +227,7 @@ def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments
         "verification_outcome": case.verification_outcome,
         "satisfaction": case.satisfaction,
         "satisfaction_comment": case.satisfaction_comment,
-        "attachments": [
-            {"content_type": a.content_type, "size": a.size, "created_at": iso(a.created_at)} for a in case.attachments
-        ],
+        "attachments": [attachment_view(a, media_urls.get(a.id)) for a in case.attachments],
         "timeline": [event_view(e, person_id) for e in events],
         "allowed_actions": actions_view(person_id, assignments, case),
     }
@@ -433,14 +441,22 @@ class CaseApi:
     async def get_case(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         query_params(request, set())
+        await request.app[LINKS].secret()  # read before the write transaction below (one writer on SQLite)
         async with self.sessionmaker.begin() as session:
             await writing(session)
             case = await cases.case_for_person(session, caller.person_id, request.match_info["number"])
             assignments = await active_roles(session, caller.person_id)
-            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments)
-            session.add(CaseView(case_id=case.id, person_id=caller.person_id,
-                                 role=viewing_role(caller.person_id, assignments, case), channel="api"))
+            role = viewing_role(caller.person_id, assignments, case)
+            media_urls = await self.media_urls(request, case) if role != Role.resident.value else {}
+            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments, media_urls)
+            session.add(CaseView(case_id=case.id, person_id=caller.person_id, role=role, channel="api"))
         return json_response(detail)
+
+    async def media_urls(self, request: web.Request, case: Case) -> dict[int, str]:
+        """Signed, short-lived links to the case's stored files, for staff readers."""
+        links = request.app[LINKS]
+        base = (self.runtime.settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+        return {a.id: base + await links.link(a.id) for a in case.attachments if a.stored_path}
 
     async def case_actions(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)

@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from ..runtime import Runtime
-from . import api, chat, metrics, notice, open311, security
+from . import api, chat, media, metrics, notice, open311, security
 from .security import ChatLimits
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -31,6 +31,7 @@ def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> we
     security.setup(app, https=(runtime.settings.public_url or "").startswith("https://"))
     app.router.add_get("/healthz", healthz)
     metrics.setup(app, runtime)
+    media.setup(app, runtime)  # /media/ID: evidence by signed, short-lived links
     chat.setup(app, runtime, chat_limits)  # also adds the WebChannel to runtime.channels
     api.setup(app, runtime)
     open311.setup(app, runtime)
