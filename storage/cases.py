@@ -482,9 +482,10 @@ async def add_follower(session: AsyncSession, case: Case, person_id: int, reason
 
 
 async def follow_with_code(session: AsyncSession, person_id: int, number: str, code: str, *,
-                           now: datetime | None = None) -> Case:
+                           now: datetime | None = None) -> Case | None:
     """Number + access code: the person follows the case. A wrong code and a missing case give the same
-    CaseNotFound; failed tries are limited per person and per number (TooManyTries)."""
+    None (the failed try is recorded, so keep it in the transaction); after too many failed tries, per
+    person or per number, TooManyTries before anything is looked at."""
     now = now or utcnow()
     number = number.strip().upper()
     since = now - timedelta(hours=1)
@@ -498,7 +499,7 @@ async def follow_with_code(session: AsyncSession, person_id: int, number: str, c
     if case is None or not case.access_code or not secrets.compare_digest(case.access_code, code.strip()):
         session.add(AccessCodeAttempt(person_id=person_id, number=number[:24], at=now))
         await session.flush()
-        raise CaseNotFound("no such case", ref=number)
+        return None
     await add_follower(session, case, person_id, "access_code", now)
     return case
 

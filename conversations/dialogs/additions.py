@@ -24,7 +24,7 @@ MEDIA_REFUSALS = {
 }
 
 
-def refuse_media(ctx: Context, message: Inbound) -> bool:
+def refuse_media(ctx: Context, message: Inbound, buttons: list[list[Button]] | None = None) -> bool:
     """Explain a file the adapter refused (nothing was stored); True when there was one."""
     if message.kind not in ("photo", "voice") or not message.media_error:
         return False
@@ -34,7 +34,7 @@ def refuse_media(ctx: Context, message: Inbound) -> bool:
     params = dict(photo_mb=i18n.number(ctx.language, MAX_PHOTO_BYTES // (1024 * 1024)),
                   voice_mb=i18n.number(ctx.language, MAX_VOICE_BYTES // (1024 * 1024)),
                   minutes=i18n.number(ctx.language, MAX_VOICE_SECONDS // 60))
-    ctx.say(ctx.t(template, **{k: v for k, v in params.items() if "{" + k + "}" in template}))
+    ctx.say(ctx.t(template, **{k: v for k, v in params.items() if "{" + k + "}" in template}), buttons)
     return True
 
 
@@ -89,7 +89,7 @@ class AddToCaseDialog(Dialog):
 
             await show_case(ctx, number)
             return
-        if refuse_media(ctx, message):
+        if refuse_media(ctx, message, [[ctx.button("Done", "added:done"), ctx.button("✖ Cancel", CANCEL)]]):
             return
         if message.kind in ("photo", "voice"):
             kept = await add(ctx, number, media=[ctx.photo_answer(message)])

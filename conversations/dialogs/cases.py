@@ -56,13 +56,12 @@ async def open_typed_case(ctx: Context, typed: str) -> None:
             case = await cases.case_for_person(ctx.session, ctx.person.id, number)
         except CaseNotFound:
             try:
-                async with ctx.session.begin_nested():
-                    case = await cases.follow_with_code(ctx.session, ctx.person.id, number, code, now=ctx.now)
+                case = await cases.follow_with_code(ctx.session, ctx.person.id, number, code, now=ctx.now)
             except TooManyTries:
                 ctx.say(ctx.t("Too many wrong tries. Please wait an hour, then type the number and code again."),
                         [[ctx.button("☰ Menu", "menu:main")]])
                 return
-            except CaseNotFound:
+            if case is None:  # a wrong code, or no such case: the same answer
                 not_found(ctx, number)
                 return
             ctx.say(ctx.t("You now follow case {number}: you will be told what happens, as its reporter is.",
