@@ -299,7 +299,7 @@ async def test_webhook_mode_end_to_end_and_a_repeated_update(bots, emulator, htt
     await person.wait_for(lambda u: CASE_NUMBER.search(u.text))
     await asyncio.sleep(0.3)
     await person.fetch()
-    assert len(CASE_NUMBER.findall(person.text)) == 1, person.text
+    assert person.text.count("您的上报已提交") == 1, person.text  # one answer (it names the number twice: with its code)
     async with bots.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 1
         assert await session.get(ProcessedUpdate, ("telegram", str(10**9 + 7))) is not None
