@@ -116,7 +116,7 @@ async def test_staff_open_the_photo_and_the_reporter_sees_it_without_its_locatio
     assert photo.status == 200 and photo.headers["Content-Type"] == "image/jpeg"
     assert photo.headers["Cache-Control"].startswith("private") and await photo.read() == original
     card = next(r for r in centre.answer["replies"] if r.get("media"))
-    assert card["location"] == list(GRID_POINT) and f"geo:{GRID_POINT[0]:.6f},{GRID_POINT[1]:.6f}" in card["text"]
+    assert card["location"] == list(GRID_POINT) and f"{GRID_POINT[0]:.6f}, {GRID_POINT[1]:.6f}" in card["text"]
 
     await resident.text(number)
     [own] = urls(resident.answer)

@@ -15,7 +15,7 @@ from conversations.i18n import PLACEHOLDER, translate
 from conversations.protocol import Inbound, Reply
 
 
-_ALLOWED_LATIN = re.compile(r"LS-\d{8}-\d{4,}|/[a-z]+|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+|geo:\S+")
+_ALLOWED_LATIN = re.compile(r"LS-\d{8}-\d{4,}|/[a-z]+|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+")
 
 
 def latin_leftovers(text: str) -> list[str]:

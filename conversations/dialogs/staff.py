@@ -137,8 +137,8 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
     if voices:
         lines.append(ctx.t("Voice notes: {count}", count=i18n.number(ctx.language, voices)))
     if case.latitude is not None and case.longitude is not None:
-        lines.append(ctx.t("Location: {coordinates}", coordinates=f"{case.latitude:.6f}, {case.longitude:.6f}")
-                     + f"\ngeo:{case.latitude:.6f},{case.longitude:.6f}")
+        # The coordinates; the reply's `location` makes them a map link (web) or a location message (Telegram).
+        lines.append(ctx.t("Location: {coordinates}", coordinates=f"{case.latitude:.6f}, {case.longitude:.6f}"))
     if case.followers:
         lines.append(ctx.t("Followed by: {count}", count=i18n.number(ctx.language, len(case.followers))))
     if case.concerned_residents and access.sees_phone(assignments, case):

@@ -289,7 +289,7 @@
     options = options || {};
     const id = newMessageId();
     if (!options.hidden) {
-      remember({ who: "me", text: display || "", id: id, pending: true, image: options.image });
+      remember({ who: "me", text: display || "", id: id, pending: true, image: options.image, audio: options.audio });
     }
     state.queue.push({ id: id, message: message, blob: options.blob });
     save();
