@@ -531,6 +531,15 @@ async def nearby_open_cases(session: AsyncSession, matter_code: str, latitude: f
     return sorted([(c, d) for c, d in found if d <= metres], key=lambda pair: pair[1])[:limit]
 
 
+async def cases_followed_by(session: AsyncSession, person_id: int, limit: int = 10) -> list[Case]:
+    """Cases the person follows (supporter, merged repeat, access code), newest first."""
+    rows = await session.scalars(
+        select(Case).join(CaseFollower, CaseFollower.case_id == Case.id).where(CaseFollower.person_id == person_id)
+        .order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
 async def open_cases_of(session: AsyncSession, person_id: int, limit: int = 5) -> list[Case]:
     """The person's own open cases, newest first (what an addition may go to)."""
     rows = await session.scalars(

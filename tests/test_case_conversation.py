@@ -66,6 +66,7 @@ async def test_number_and_access_code_open_the_case_anywhere_and_bring_its_notic
                                  {"number": number}), ("Case {number}", {"number": number})]),
         # From now on the number alone opens it (no personal data on the card, no access code either).
         (number, [("Case {number}", {"number": number}), lambda c: code not in c.text and "add:" not in " ".join(c.buttons())]),
+        (Press("menu:cases"), ["Cases you follow:", lambda c: f"case:{number}" in c.buttons()]),
     ])
     centre = staff(engine, CENTRE, "zh")
     await centre.send(Press(f"act:{number}:accept"))
@@ -175,7 +176,8 @@ async def test_no_additions_to_a_closed_case_but_a_way_on(demo, language):
         (Press(f"add:{number}"), [("Case {number} is no longer open, so nothing can be added to it. If the problem is still "
                                    "there, rate the outcome as unsatisfied within 7 days of closing to reopen it, or report it again.",
                                    {"number": number}), lambda c: "menu:report" in c.buttons()]),
-        (Photo("too-late"), "You have no open case to add this to. To report a problem, start a report and send the photo there."),
+        (Photo("too-late"), "You have no open case to add this to. To report a problem, start a report: "
+                          "you can send photos and voice messages in it."),
     ])
     async with demo() as session:
         case = await cases.load_case(session, number)
@@ -252,13 +254,14 @@ async def test_centre_merges_a_repeat_and_its_reporter_follows_the_surviving_cas
     second_chat, second, _ = await reported(engine, language, f"m2-{language}")  # submitted despite the hint
     centre = staff(engine, CENTRE, "zh")
     await centre.run([
-        (Press(f"act:{second}:merge"), "Type the number of the case this one repeats. It must be open and of the same kind; "
-                                       "the reporter will follow that case and be told."),
+        (Press(f"act:{second}:merge"), ["Type the number of the case this one repeats. It must be open and of the same kind; "
+                                        "the reporter will follow that case and be told.",
+                                        lambda c: f"input:{first}" in c.buttons() and f"input:{second}" not in c.buttons()]),
         (second, "A case cannot be merged into itself."),
         (Press(f"act:{second}:merge"), []),
         ("LS-20990101-0001", "There is no case with that number."),
         (Press(f"act:{second}:merge"), []),
-        (first, "Done. Case {number} is now: {state}"),
+        (Press(f"input:{first}"), "Done. Case {number} is now: {state}"),  # the nearby original, offered as a button
         (Press(f"case:{first}"), [("Case {number}, a repeat of this one, was merged into it", {"number": second}),
                                   "Followed by: {count}"]),
     ])

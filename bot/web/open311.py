@@ -10,7 +10,7 @@
 - requests/{id}.{json,xml}: one request; service_request_id = case number.
 - /open311/discovery.{json,xml}: service discovery.
 
-Our states map to open/closed (closed = closed or rejected). Public reads never show
+Our states map to open/closed (closed = closed, rejected or merged). Public reads never show
 who reported, their phone, name or e-mail; for matters about particular people (base
 data, disputes, vulnerable groups) and for cases found on patrol, the description,
 exact address, coordinates and notes are withheld too (Art. 19).
@@ -48,7 +48,7 @@ FMT = "{fmt:json|xml}"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+08:00"  # when the services or this endpoint last changed shape
 
-CLOSED_STATES = (State.closed, State.rejected)
+CLOSED_STATES = (State.closed, State.rejected, State.merged)  # a merged repeat lives on in its surviving case
 # Matters about particular people: the public sees that a request exists and how it stands, nothing more.
 WITHHELD_KINDS = {"base_data", "dispute", "vulnerable_groups", "policy_outreach"}  # about particular people
 PUBLIC_NOTE_ACTIONS = ("reject", "submit_result", "verify_pass", "resolve_on_spot")  # notes written for the public

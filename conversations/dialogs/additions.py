@@ -146,7 +146,8 @@ async def media_outside_dialogs(ctx: Context, message: Inbound) -> None:
         return
     open_cases = await cases.open_cases_of(ctx.session, ctx.person.id)
     if not open_cases:
-        ctx.say(ctx.t("You have no open case to add this to. To report a problem, start a report and send the photo there."),
+        ctx.say(ctx.t("You have no open case to add this to. To report a problem, start a report: "
+                      "you can send photos and voice messages in it."),
                 [[ctx.button("📝 Report a problem", "menu:report")], [ctx.button("☰ Menu", "menu:main")]])
         return
     await AttachDialog().begin(ctx, numbers=[c.number for c in open_cases], media=ctx.photo_answer(message))

@@ -71,6 +71,11 @@ async def open_typed_case(ctx: Context, typed: str) -> None:
 
 async def show_my_cases(ctx: Context, offset: int = 0) -> None:
     found = await cases.cases_reported_by(ctx.session, ctx.person.id, limit=LIST_SIZE + 1, offset=offset)
+    followed = await cases.cases_followed_by(ctx.session, ctx.person.id) if offset == 0 else []
+    if not found and followed:
+        rows = [[Button(f"👥 {c.number} · {ctx.t(STATE_NAMES[c.state])}", f"case:{c.number}")] for c in followed]
+        ctx.say(ctx.t("Cases you follow:"), rows + [[ctx.button("☰ Menu", "menu:main")]])
+        return
     if not found:
         ctx.say(ctx.t("You have not reported any case yet."), [[ctx.button("📝 Report a problem", "menu:report")],
                                                                [ctx.button("☰ Menu", "menu:main")]])
@@ -83,6 +88,9 @@ async def show_my_cases(ctx: Context, offset: int = 0) -> None:
         rows.append([ctx.button("Older cases ▶", f"cases:{offset + LIST_SIZE}")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say(ctx.t("Your cases, newest first. Choose one to see what has happened:"), rows)
+    if followed:
+        ctx.say(ctx.t("Cases you follow:"),
+                [[Button(f"👥 {c.number} · {ctx.t(STATE_NAMES[c.state])}", f"case:{c.number}")] for c in followed])
 
 
 async def show_case(ctx: Context, number: str) -> None:

@@ -190,6 +190,15 @@ class ActionDialog(Dialog):
         elif need == "reason" and ctx.data["trigger"] == "reject":
             rows = [[Button(ctx.t(label), f"input:{key}")] for key, label in REJECT_REASONS.items()]
             ctx.say(title + ctx.t("Choose the reason, or type it."), rows + [cancel])
+        elif need == "into":
+            # Likely originals first: open cases of the same kind close by (the reporter typed no number).
+            case = await cases.load_case(ctx.session, ctx.data["number"])
+            nearby = []
+            if case.latitude is not None and case.longitude is not None:
+                nearby = [c for c, _ in await cases.nearby_open_cases(ctx.session, case.matter.code, case.latitude,
+                                                                      case.longitude, now=ctx.now, limit=4) if c.id != case.id]
+            rows = [[Button(f"{c.number} · {ctx.time(c.created_at)}", f"input:{c.number}")] for c in nearby[:3]]
+            ctx.say(title + ctx.t(QUESTIONS[need]), rows + [cancel])
         elif need == "note" and ctx.data["trigger"] in NOTE_QUESTIONS:
             ctx.say(title + ctx.t(NOTE_QUESTIONS[ctx.data["trigger"]]), [cancel])
         else:
@@ -212,6 +221,8 @@ class ActionDialog(Dialog):
                 value = i18n.translate("zh", REJECT_REASONS[choice])  # stored in the official language
             elif need == "department":
                 value = choice
+            elif need == "into":
+                value = find_case_number(choice)
             elif need == "hours" and choice.isdigit():
                 value = int(choice)
         elif message.kind == "text" and need == "into":
