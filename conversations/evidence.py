@@ -9,7 +9,7 @@ from .context import Context
 MAX_SHOWN = 10
 # Evidence residents may see besides their own: photos of the problem and of its result (without EXIF);
 # another person's voice is never played to a resident.
-RESIDENT_VISIBLE = ("report", "add_to_case", "submit_result", "resolve_on_spot", "verify_pass")
+RESIDENT_VISIBLE = ("report", "add_to_case", "resubmit", "submit_result", "resolve_on_spot", "verify_pass")
 
 
 def media_entry(attachment: Attachment, *, for_staff: bool) -> dict:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.cases import INSUFFICIENT_INFORMATION
 from storage.models import Attachment, Case, Department, Matter, Notification
 
 from . import i18n
@@ -45,6 +46,8 @@ NOTICES = {
     "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),
     "add_to_case.holders": N_("The resident added to case {number} ({matter}): {addition}"),
     "add_to_case.grid_workers": N_("The resident added to case {number} ({matter}) in your grid: {addition}"),
+    "resubmit.centre": N_("The resident added the missing information to case {number} ({matter}); it waits for "
+                          "acceptance again: {addition}"),
     "reply_to_resident.reporter": N_("A message about case {number} ({matter}) from the staff handling it: {note}"),
     "merge.reporter": N_("Case {number} ({matter}) repeats case {into}, which was reported earlier: the two were merged. "
                          "You now follow case {into} and will be told what happens."),
@@ -80,7 +83,7 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
         reporter = case is not None and case.reporter_id == notification.recipient_id  # not a follower
         if reporter and case.access_code and notification.message_key != "merge.reporter":
             text += "\n" + i18n.translate(language, ACCESS_CODE_LINE, number=case.number, code=case.access_code)
-    elif notification.message_key.startswith("add_to_case."):
+    elif notification.message_key.startswith(("add_to_case.", "resubmit.")):
         # Staff get the photos and voice notes of the addition with the notice, from whatever platform.
         rows = await session.scalars(select(Attachment).where(Attachment.event_id == notification.event_id).order_by(Attachment.id))
         media = [media_entry(a, for_staff=True) for a in rows]
@@ -88,6 +91,9 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     buttons = [[Button(i18n.translate(language, "Open case {number}", number=opened), f"case:{opened}")]]
     if notification.message_key in ("verify_pass.reporter", "resolve_on_spot.reporter"):
         buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
+    if notification.message_key == "reject.reporter" and reporter and case.state == "rejected" \
+            and notification.params.get("reason") == INSUFFICIENT_INFORMATION:
+        buttons.insert(0, [Button(i18n.translate(language, "➕ Add the missing information"), f"add:{params['number']}")])
     if notification.message_key == "reply_to_resident.reporter" and reporter:
         buttons.insert(0, [Button(i18n.translate(language, "↩ Answer"), f"add:{params['number']}")])
     return Reply(text=text, buttons=buttons, media=media)

@@ -38,6 +38,7 @@ ACTION_NAMES = {
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
     "add_to_case": N_("Added by the resident"),
+    "resubmit": N_("Missing information added by the resident; back to the grid centre"),
     "reply_to_resident": N_("Message to the resident"),
     "merge": N_("Merged into case {number}, which carries on"),
     "merged_in": N_("Case {number}, a repeat of this one, was merged into it"),

@@ -54,6 +54,9 @@ MAX_DESCRIPTION = 2000
 MAX_ATTACHMENTS = 10
 VERIFICATION_HOURS = 24  # Art. 17: on-site verification within 24 hours
 REOPEN_DAYS = 7
+RESUBMIT_DAYS = 7  # after a rejection for insufficient information, the missing part may be added this long
+# The listed rejection reason "insufficient information", as stored (in the official language).
+INSUFFICIENT_INFORMATION = "信息不足"
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
 CASE_PREFIX = "LS"
 DUPLICATE_METRES = 100  # a report this close to an open case of the same matter may be a repeat
@@ -244,7 +247,10 @@ async def act(
     if trigger == "rate" and inputs.get("rating") not in RATINGS:
         raise InvalidInput("rating must be one of " + ", ".join(RATINGS), field="rating")
     photos = list(photos)
-    if trigger == "add_to_case":
+    if trigger == "resubmit" and not may_resubmit(case, now):
+        raise NotAllowedInState("only a case rejected for insufficient information takes additions, within "
+                                f"{RESUBMIT_DAYS} days", action=trigger, state=case.state)
+    if trigger in ("add_to_case", "resubmit"):
         if inputs.get("note") is not None and len(str(inputs["note"])) > MAX_DESCRIPTION:
             raise InvalidInput("addition too long", field="note", limit=MAX_DESCRIPTION)
         if len(photos) > MAX_ATTACHMENTS or len(case.attachments) + len(photos) > 5 * MAX_ATTACHMENTS:
@@ -330,10 +336,13 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         params["reason"] = inputs["reason"]
     elif trigger in ("comment", "prompt", "relay_feedback", "reply_to_resident"):
         params["note"] = inputs["note"]
-    elif trigger == "add_to_case":
+    elif trigger in ("add_to_case", "resubmit"):
         params["content"] = inputs["content"]
         if inputs.get("note"):
             params["note"] = inputs["note"]
+        if trigger == "resubmit":
+            case.rejection_reason = None
+            case.closed_at = None
     elif trigger == "merge":
         target: Case = inputs["into"]
         case.merged_into_id = target.id
@@ -375,6 +384,16 @@ async def rate(
         # Stored in the official language, like other listed reasons; readers see it translated.
         case = await act(session, case.id, person_id, "reopen", reason=comment or "不满意", now=now)
     return case
+
+
+def may_resubmit(case: Case, now: datetime) -> bool:
+    """Rejected for insufficient information, recently: the resident may add what was missing."""
+    return (
+        case.state == State.rejected
+        and case.rejection_reason == INSUFFICIENT_INFORMATION
+        and case.closed_at is not None
+        and now - case.closed_at <= timedelta(days=RESUBMIT_DAYS)
+    )
 
 
 def _may_reopen(case: Case, now: datetime) -> bool:

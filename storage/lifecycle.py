@@ -98,6 +98,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     # `content` from the note or the media); staff write to the resident (回访), unlike a comment.
     dict(trigger="add_to_case", source=OPEN_STATES, dest=None,
          roles=RESIDENT, needs=["content"], notify=["holders", "grid_workers"]),
+    # Rejected for insufficient information: the resident adds what was missing (within 7 days) and
+    # the case goes back to the grid centre (the store checks the reason and the time).
+    dict(trigger="resubmit", source=[State.rejected], dest=State.reported,
+         roles=RESIDENT, needs=["content"], notify=["centre"]),
     dict(trigger="reply_to_resident", source=ANY_STATE, dest=None,
          roles=CENTRE + HANDLER + GRID_WORKERS, needs=["note"], notify=["reporter"]),
     # 合并: a repeat report joins the case that carries on; its reporter follows that one.

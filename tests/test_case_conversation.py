@@ -319,3 +319,46 @@ async def test_a_voice_message_can_be_the_description(demo, language):
         assert [(a.kind, a.platform_file_id, a.duration_seconds) for a in case.attachments] == [
             ("photo", "photo-1", None), ("voice", "voice-desc", 40)]
         assert await session.scalar(select(func.count()).select_from(Attachment)) == 2
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_after_a_rejection_for_insufficient_information_the_missing_part_is_added(demo, language):
+    engine = Engine(demo)
+    reporter, number, _ = await reported(engine, language, f"resubmit-{language}")
+    centre = staff(engine, CENTRE, "zh")
+    await centre.run([
+        (Press(f"act:{number}:reject"), lambda c: "input:insufficient" in c.buttons()),
+        (Press("input:insufficient"), "Done. Case {number} is now: {state}"),
+    ])
+    [notice] = [n for n in await notices_to(demo, f"resubmit-{language}") if n.message_key == "reject.reporter"]
+    assert f"add:{number}" in (await rendered(demo, notice, language)).button_data()
+    missing = "3号楼东门口那一盏" if language == "zh" else "ཁང་པ་ཨང་༣ སྒོ་ཤར་མའི་ལམ་སྒྲོན།"
+    await reporter.run([
+        (Press(f"case:{number}"), lambda c: f"add:{number}" in c.buttons()),
+        (Press(f"add:{number}"), "What would you like to add to case {number}? Type it, or send photos or a voice message."),
+        (missing, [("Thank you. Case {number} goes back to the grid centre with what you added.", {"number": number})]),
+        (Press("added:done"), ["Missing information added by the resident; back to the grid centre", lambda c: missing in c.text]),
+    ])
+    async with demo() as session:
+        case = await cases.load_case(session, number)
+        assert case.state == "reported" and case.rejection_reason is None and case.closed_at is None
+    assert [n.message_key for n in await notices_to(demo, CENTRE)][-1] == "resubmit.centre"
+    await centre.run([(Press(f"case:{number}"), lambda c: f"act:{number}:accept" in c.buttons())])
+
+    # Another reason, or too late: nothing to add; a new report is offered instead.
+    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:jurisdiction"), "Done. Case {number} is now: {state}")])
+    await reporter.run([(Press(f"add:{number}"), "Case {number} is no longer open, so nothing can be added to it. If the problem "
+                                                 "is still there, rate the outcome as unsatisfied within 7 days of closing to "
+                                                 "reopen it, or report it again.")])
+    async with demo.begin() as session:
+        case = await cases.load_case(session, number)
+        case.rejection_reason = cases.INSUFFICIENT_INFORMATION
+        case.closed_at = utcnow() - timedelta(days=cases.RESUBMIT_DAYS, minutes=1)
+    await reporter.run([(Press(f"add:{number}"), lambda c: "menu:report" in c.buttons() and "added:done" not in c.buttons())])
+
+
+def test_the_stored_insufficient_reason_is_the_listed_one():
+    from conversations.i18n import translate
+    from conversations.wording import REJECT_REASONS
+
+    assert translate("zh", REJECT_REASONS["insufficient"]) == cases.INSUFFICIENT_INFORMATION

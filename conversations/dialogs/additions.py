@@ -39,11 +39,16 @@ def refuse_media(ctx: Context, message: Inbound, buttons: list[list[Button]] | N
 
 
 async def add(ctx: Context, number: str, *, note: str | None = None, media: list[dict] | None = None) -> bool:
-    """Fire `add_to_case`; says what happened. True when the addition was kept."""
+    """Fire `add_to_case` (or `resubmit`, for a case rejected for insufficient information); says what
+    happened when it was refused. True when the addition was kept."""
     photos = [cases.Photo(**m) for m in media or []]
     try:
         async with ctx.session.begin_nested():
-            await cases.act(ctx.session, number, ctx.person.id, "add_to_case", now=ctx.now, photos=photos, note=note)
+            case = await cases.load_case(ctx.session, number)
+            trigger = "resubmit" if case.state == State.rejected else "add_to_case"
+            await cases.act(ctx.session, number, ctx.person.id, trigger, now=ctx.now, photos=photos, note=note)
+        if trigger == "resubmit":
+            ctx.say(ctx.t("Thank you. Case {number} goes back to the grid centre with what you added.", number=number))
     except CaseNotFound:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
         return False
@@ -169,7 +174,7 @@ async def start_addition(ctx: Context, message: Inbound, number: str) -> None:
         ctx.say(ctx.t("Only the person who reported case {number} can add to it.", number=case.number))
         await show_menu(ctx)
         return
-    if case.state not in cases.lifecycle.OPEN_STATES:
+    if case.state not in cases.lifecycle.OPEN_STATES and not cases.may_resubmit(case, ctx.now):
         await closed_case(ctx, case.number)
         return
     await AddToCaseDialog().begin(ctx, number=case.number)

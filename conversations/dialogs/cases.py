@@ -119,7 +119,7 @@ async def show_case(ctx: Context, number: str) -> None:
 # failed checks, relayed feedback) are internal to staff (Art. 19).
 PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen", "reply_to_resident", "merge")
 # Notes a resident wrote: read by their author and by staff, not by other followers.
-OWN_NOTES = ("add_to_case", "reopen", "rate")
+OWN_NOTES = ("add_to_case", "resubmit", "reopen", "rate")
 
 
 async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
@@ -164,7 +164,7 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
             line += " " + ctx.t("(staff only)")
         elif for_staff and event.action == "reply_to_resident":
             line += " " + ctx.t("(the resident read this)")
-        if event.action == "add_to_case" and "note" not in event.data:
+        if event.action in ("add_to_case", "resubmit") and "note" not in event.data:
             line += ": " + ", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+") if k in MEDIA_NAMES)
         lines.append(line)
     return "\n".join(lines)
@@ -179,6 +179,8 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     rows = []
     if case.reporter_id == ctx.person.id and case.state in lifecycle.OPEN_STATES:
         rows.append([ctx.button("➕ Add details, photos or a voice note", f"add:{case.number}")])
+    if case.reporter_id == ctx.person.id and cases.may_resubmit(case, ctx.now):
+        rows.append([ctx.button("➕ Add the missing information", f"add:{case.number}")])
     if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
         rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
     rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
