@@ -171,7 +171,7 @@ async def test_no_additions_to_a_closed_case_but_a_way_on(demo, language):
     reporter, number, _ = await reported(engine, language, f"closed-{language}")
     async with demo.begin() as session:
         centre_id = await session.scalar(select(Identity.person_id).where(Identity.external_id == CENTRE))
-        await cases.act(session, number, centre_id, "reject", reason="信息不足")
+        await cases.act(session, number, centre_id, "reject", reason="不属于本级管辖范围")
     await reporter.run([
         (Press(f"add:{number}"), [("Case {number} is no longer open, so nothing can be added to it. If the problem is still "
                                    "there, rate the outcome as unsatisfied within 7 days of closing to reopen it, or report it again.",

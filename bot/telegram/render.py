@@ -16,7 +16,7 @@
   syllable boundaries; the buttons go with the last part.
 * `Reply.media` (a case's photos and voice notes, from any platform) go before the
   text: by Telegram file id when the file came through Telegram, else uploaded from
-  the attachments directory. `Reply.location` becomes a location message after it.
+  the attachments directory. `Reply.location` becomes a location message, also before the text.
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def render(replies: Sequence[Reply], *, keyboard_shown: bool = False, platform: 
     requested = False
     for reply in replies:
         out.extend(media_messages(reply, platform, root))
+        if reply.location:  # before the text, so that the card and its buttons come last
+            out.append(Outgoing(location=(float(reply.location[0]), float(reply.location[1]))))
         parts = split_text(reply.text or "…")
         messages = [Outgoing(text=part) for part in parts]
         inline = inline_keyboard(reply.buttons)
@@ -185,8 +187,6 @@ def render(replies: Sequence[Reply], *, keyboard_shown: bool = False, platform: 
                                                       (reply.contact_label, reply.request_contact)) if wanted and label]
                 messages.append(Outgoing(text="\n".join(labels) or "…", markup=keyboard))
         out.extend(messages)
-        if reply.location:
-            out.append(Outgoing(location=(float(reply.location[0]), float(reply.location[1]))))
     if shown and not requested:
         remove = ReplyKeyboardRemove()
         bare = next((m for m in out if m.markup is None and m.is_text), None)
