@@ -85,6 +85,12 @@ class Dialog:
         if message.kind == "button" and message.data == CANCEL:
             await self.cancel(ctx)
             return
+        if message.media_error:  # a file the adapter refused (too large, not an image…): say why, ask again
+            from .dialogs.additions import refuse_media
+
+            refuse_media(ctx, message)
+            await self.prompt(ctx)
+            return
         await getattr(self, f"on_{ctx.state}")(ctx, message)
 
     async def cancel(self, ctx: Context) -> None:

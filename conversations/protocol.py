@@ -41,6 +41,18 @@ class Inbound:
         return cls("text", text=text)
 
     @classmethod
+    def stored(cls, kind: Literal["photo", "voice"], stored, file_id: str | None = None) -> Inbound:
+        """A photo or voice note kept by `storage.media.store_media` (a `StoredMedia`), as the dialogs take it."""
+        return cls(kind, photo_file_id=file_id, photo_path=stored.path, photo_sha256=stored.sha256,
+                   photo_size=stored.size, content_type=stored.content_type, duration=stored.duration_seconds,
+                   public_path=stored.public_path)
+
+    @classmethod
+    def refused(cls, kind: Literal["photo", "voice"], code: str, file_id: str | None = None) -> Inbound:
+        """A file the adapter did not keep (`storage.media.MediaRefused.code`): the dialog says why."""
+        return cls(kind, photo_file_id=file_id, media_error=code)
+
+    @classmethod
     def press(cls, data: str) -> Inbound:
         return cls("button", data=data)
 

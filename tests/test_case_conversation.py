@@ -362,3 +362,23 @@ def test_the_stored_insufficient_reason_is_the_listed_one():
     from conversations.wording import REJECT_REASONS
 
     assert translate("zh", REJECT_REASONS["insufficient"]) == cases.INSUFFICIENT_INFORMATION
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_a_refused_file_is_explained_and_not_kept_in_any_dialog(demo, language):
+    engine = Engine(demo)
+    chat = await start(engine, f"refused-{language}", language)
+    steps = report_transcript(language)[:5]
+    await chat.run(steps + [
+        (Photo("a-pdf", error="not_media"), ["That file is not a photo or a voice recording we can read. Please send a "
+                                             "picture or a voice message.",
+                                             "You may send up to {limit} photos of the problem. Press Done when finished, or Skip."]),
+        (Photo("huge", error="too_large"), "That file is too large. A photo may have at most {photo_mb} MB, a voice note at "
+                                           "most {voice_mb} MB."),
+        (Press("photos:done"), []),
+    ])
+    async with demo() as session:
+        from storage.models import DialogState
+
+        state = await session.scalar(select(DialogState).where(DialogState.person_id == await person_id(demo, f"refused-{language}")))
+        assert state.data.get("photos") == []

@@ -213,3 +213,15 @@ async def test_a_grid_role_not_covering_the_case_gets_no_link(client, demo):
     await start(outsider, "zh")
     await outsider.text(number)
     assert urls(outsider.answer) == []
+
+
+async def test_two_instances_sign_and_accept_the_same_links(sessionmaker, tmp_path):
+    """The signing key is made once in the database: a link made by one instance works on another."""
+    from bot.web.media import MediaLinks
+    from tests.test_web_chat import make_runtime
+
+    first, second = MediaLinks(make_runtime(sessionmaker, tmp_path)), MediaLinks(make_runtime(sessionmaker, tmp_path))
+    link = await first.link(42)
+    query = dict(part.split("=") for part in link.split("?")[1].split("&"))
+    assert media.check_signature(await second.secret(), 42, "original", query["exp"], query["sig"])
+    assert len(await first.secret()) == 32

@@ -374,9 +374,9 @@ class TelegramFrontDoor:
         except OSError as exc:
             log.error("%s not stored: %s", kind, type(exc).__name__)
             return message
-        message.photo_path, message.photo_sha256, message.photo_size = stored.path, stored.sha256, stored.size
-        message.content_type, message.public_path = stored.content_type, stored.public_path
-        message.duration = stored.duration_seconds if stored.duration_seconds is not None else duration
+        message = Inbound.stored(kind, stored, file_id)
+        if message.duration is None:
+            message.duration = duration
         return message
 
     # -- errors ------------------------------------------------------------------------------

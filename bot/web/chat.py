@@ -390,9 +390,7 @@ class WebChat:
             status = {"too_large": 413, "too_long": 422}.get(refused.code, 415)
             code = {"too_large": "too_large", "too_long": "too_long"}.get(refused.code, invalid)
             raise WebError(status, code, str(refused)) from None
-        message = Inbound(kind, photo_path=stored.path, photo_sha256=stored.sha256, photo_size=stored.size,
-                          photo_file_id=None, content_type=stored.content_type, duration=stored.duration_seconds,
-                          public_path=stored.public_path)
+        message = Inbound.stored(kind, stored)
         self.count(f"{kind}s_received")
         answer = await self.handle(client_id, message, message_id, _language_code(request.query.get("language_code")))
         return web.json_response(answer)

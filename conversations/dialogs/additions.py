@@ -24,7 +24,7 @@ MEDIA_REFUSALS = {
 }
 
 
-def refuse_media(ctx: Context, message: Inbound, buttons: list[list[Button]] | None = None) -> bool:
+def refuse_media(ctx: Context, message: Inbound) -> bool:
     """Explain a file the adapter refused (nothing was stored); True when there was one."""
     if message.kind not in ("photo", "voice") or not message.media_error:
         return False
@@ -34,7 +34,7 @@ def refuse_media(ctx: Context, message: Inbound, buttons: list[list[Button]] | N
     params = dict(photo_mb=i18n.number(ctx.language, MAX_PHOTO_BYTES // (1024 * 1024)),
                   voice_mb=i18n.number(ctx.language, MAX_VOICE_BYTES // (1024 * 1024)),
                   minutes=i18n.number(ctx.language, MAX_VOICE_SECONDS // 60))
-    ctx.say(ctx.t(template, **{k: v for k, v in params.items() if "{" + k + "}" in template}), buttons)
+    ctx.say(ctx.t(template, **{k: v for k, v in params.items() if "{" + k + "}" in template}))
     return True
 
 
@@ -83,8 +83,9 @@ class AddToCaseDialog(Dialog):
     TRANSITIONS: list = []
 
     async def prompt_collect(self, ctx: Context) -> None:
+        done = [ctx.button("Done", "added:done")] if ctx.data.get("added") else []
         ctx.say(ctx.t("What would you like to add to case {number}? Type it, or send photos or a voice message.",
-                      number=ctx.data["number"]), [[ctx.button("✖ Cancel", CANCEL)]])
+                      number=ctx.data["number"]), [done + [ctx.button("✖ Cancel", CANCEL)]])
 
     async def on_collect(self, ctx: Context, message: Inbound) -> None:
         number = ctx.data["number"]
@@ -93,8 +94,6 @@ class AddToCaseDialog(Dialog):
             from .cases import show_case
 
             await show_case(ctx, number)
-            return
-        if refuse_media(ctx, message, [[ctx.button("Done", "added:done"), ctx.button("✖ Cancel", CANCEL)]]):
             return
         if message.kind in ("photo", "voice"):
             kept = await add(ctx, number, media=[ctx.photo_answer(message)])
@@ -107,6 +106,8 @@ class AddToCaseDialog(Dialog):
             await self.prompt_collect(ctx)
             return
         if kept:
+            ctx.data["added"] = ctx.data.get("added", 0) + 1
+            ctx.touch()
             ctx.say(ctx.t("Added to case {number}. The staff handling it have been told. Send more, or press Done.",
                           number=number), [[ctx.button("Done", "added:done")]])
         elif ctx.dialog_state.dialog == self.name:

@@ -158,11 +158,6 @@ class ReportDialog(Dialog):
 
     async def on_describe(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "voice":
-            from .additions import refuse_media
-
-            if refuse_media(ctx, message):
-                await self.prompt(ctx)
-                return
             # A voice description counts as the description; staff play the recording.
             ctx.data["voice"] = ctx.photo_answer(message)
             ctx.data["description"] = i18n.translate(ctx.language, VOICE_DESCRIPTION)
