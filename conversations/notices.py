@@ -53,6 +53,7 @@ NOTICES = {
                          "You now follow case {into} and will be told what happens."),
 }
 ACCESS_CODE_LINE = N_("To follow it from another app or phone: {number} · {code}")
+FOLLOWED_LINE = N_("About case {number}, which you follow:")
 
 
 async def render(session: AsyncSession, language: str, notification: Notification) -> Reply:
@@ -83,6 +84,8 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
         reporter = case is not None and case.reporter_id == notification.recipient_id  # not a follower
         if reporter and case.access_code and notification.message_key != "merge.reporter":
             text += "\n" + i18n.translate(language, ACCESS_CODE_LINE, number=case.number, code=case.access_code)
+        elif case is not None and not reporter:  # the reporter's notice, to someone who follows the case
+            text = "👥 " + i18n.translate(language, FOLLOWED_LINE, number=case.number) + "\n" + text
     elif notification.message_key.startswith(("add_to_case.", "resubmit.")):
         # Staff get the photos and voice notes of the addition with the notice, from whatever platform.
         rows = await session.scalars(select(Attachment).where(Attachment.event_id == notification.event_id).order_by(Attachment.id))

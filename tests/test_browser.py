@@ -356,6 +356,15 @@ def test_voice_note_recorded_and_played_and_staff_open_the_photo(server):
             opened.wait_for_load_state()
             assert "/media/" in opened.url
             assert opened.evaluate("document.contentType") == "image/jpeg"
+
+            # The reporter, now reading Tibetan, sees the photo (without its EXIF) and the way to add to the case.
+            answered(page, lambda: page.locator("#lang-bo").click())
+            page.locator("#text").fill(number)
+            answered(page, lambda: page.locator("#text").press("Enter"))
+            own = page.locator(".msg.bot").last
+            assert own.locator(f'button[data-action="add:{number}"]').count() == 1
+            assert "v=public" in own.locator("img.photo").get_attribute("src")
+            page.screenshot(path=str(ARTIFACTS / "webchat-bo-own-case.png"), full_page=True)
         finally:
             page.screenshot(path=str(ARTIFACTS / "webchat-last-voice.png"))
             resident_context.close()

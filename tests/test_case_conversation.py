@@ -73,7 +73,8 @@ async def test_number_and_access_code_open_the_case_anywhere_and_bring_its_notic
     told = [n for n in await notices_to(demo, f"neighbour-{language}") if n.message_key == "accept.reporter"]
     assert len(told) == 1
     text = (await rendered(demo, told[0], language)).text
-    assert number in text and code not in text  # a follower is told, without the reporter's code
+    assert number in text and code not in text  # a follower is told, without the reporter's code…
+    assert notices.i18n.translate(language, notices.FOLLOWED_LINE, number=number) in text  # …as a follower
     mine = [n for n in await notices_to(demo, f"reporter-{language}") if n.message_key == "accept.reporter"]
     assert code in (await rendered(demo, mine[0], language)).text  # the reporter's notices carry it
 
