@@ -164,6 +164,16 @@ async def test_a_photo_outside_a_dialog_is_offered_to_the_open_case(demo, langua
     async with demo() as session:
         case = await cases.load_case(session, number)
         assert [a.platform_file_id for a in case.attachments] == ["photo-1", "later"]
+    # With two open cases, the person chooses which one.
+    await reporter.run(report_transcript(language))
+    second = case_number_in(reporter)
+    await reporter.run([
+        (Voice("which"), ["Which of your open cases is this for?",
+                          lambda c: {f"attach:{number}", f"attach:{second}"} <= set(c.buttons())]),
+        (Press(f"attach:{second}"), ("Added to case {number}. The staff handling it have been told.", {"number": second})),
+    ])
+    async with demo() as session:
+        assert [a.kind for a in (await cases.load_case(session, second)).attachments] == ["photo", "voice"]
 
 
 @pytest.mark.parametrize("language", ["zh", "bo"])
