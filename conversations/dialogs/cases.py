@@ -163,7 +163,7 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         if for_staff and event.action in INTERNAL_NOTES and event.note:
             line += " " + ctx.t("(staff only)")
         elif for_staff and event.action == "reply_to_resident":
-            line += " " + ctx.t("(the resident read this)")
+            line += " " + ctx.t("(the resident can read this)")
         if event.action in ("add_to_case", "resubmit") and "note" not in event.data:
             line += ": " + ", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+") if k in MEDIA_NAMES)
         lines.append(line)
