@@ -15,8 +15,8 @@ from storage import cases
 from storage.cases import TooManyTries
 from storage.models import AccessCodeAttempt, Attachment, Case, CaseEvent, CaseFollower, Identity, Matter, Notification
 from storage.timeutil import utcnow
-from tests.test_dialogs_resident import GRID_POINT, STREET_LIGHT, case_number_in, report_transcript, start
-from tests.test_dialogs_staff import CENTRE, HANDLER, staff
+from tests.test_dialogs_resident import STREET_LIGHT, case_number_in, report_transcript, start
+from tests.test_dialogs_staff import CENTRE, staff
 from tests.transcript import Chat, Contact, Location, Photo, Press, Voice
 
 CODE = re.compile(r"(LS-\d{8}-\d{4}) · (\d{4})")
@@ -393,3 +393,16 @@ async def test_a_refused_file_is_explained_and_not_kept_in_any_dialog(demo, lang
 
         state = await session.scalar(select(DialogState).where(DialogState.person_id == await person_id(demo, f"refused-{language}")))
         assert state.data.get("photos") == []
+
+
+async def test_a_case_keeps_a_bounded_number_of_files(demo):
+    engine = Engine(demo)
+    reporter, number, _ = await reported(engine, "zh", "many-files")
+    async with demo.begin() as session:
+        case = await cases.load_case(session, number)
+        for index in range(5 * cases.MAX_ATTACHMENTS - 1):
+            session.add(Attachment(case_id=case.id, platform="web", platform_file_id=f"f{index}", kind="photo"))
+    await reporter.run([
+        (Press(f"add:{number}"), []),
+        (Photo("one-too-many"), ("Case {number} already holds as many photos and voice notes as it can keep.", {"number": number})),
+    ])

@@ -18,9 +18,8 @@ from storage.staff import create_invitation
 from tests.media_samples import sample_jpeg, sample_ogg_opus, sample_webm
 from bot.web.app import create_app
 from bot.web.security import ChatLimits
-from tests.test_web_chat import (  # noqa: F401  (the runtime fixture)
-    CASE_NUMBER, GRID_POINT, STREET_LIGHT, WebUser, report_until_confirm, runtime, says, start,
-)
+from tests.test_web_chat import CASE_NUMBER, GRID_POINT, STREET_LIGHT, WebUser, report_until_confirm, says, start
+from tests.test_web_chat import runtime  # noqa: F401  (a fixture)
 
 
 @pytest.fixture

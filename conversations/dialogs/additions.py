@@ -4,7 +4,7 @@ answers what staff wrote to them; a photo or voice note sent outside a dialog is
 from __future__ import annotations
 
 from storage import cases
-from storage.lifecycle import CaseError, CaseNotFound, NotAllowedInState, State
+from storage.lifecycle import CaseError, CaseNotFound, NotAllowedInState, NotPermitted, State
 
 from .. import i18n, text
 from ..context import Context
@@ -55,8 +55,11 @@ async def add(ctx: Context, number: str, *, note: str | None = None, media: list
     except NotAllowedInState:
         await closed_case(ctx, number)
         return False
-    except CaseError:
+    except NotPermitted:
         ctx.say(ctx.t("Only the person who reported case {number} can add to it.", number=number))
+        return False
+    except CaseError:  # InvalidInput: the case holds as many files as it can
+        ctx.say(ctx.t("Case {number} already holds as many photos and voice notes as it can keep.", number=number))
         return False
     return True
 
