@@ -3,8 +3,9 @@
 Residents talk to the bot through the emulator's client API: they send messages and
 press the inline buttons the bot actually sent (callback queries). The emulator's
 known differences from the Bot API are corrected in tests/telegram_emulator.py, never
-in the bot. The emulator has no getFile, so photos here keep their file id only (the
-download path is covered in test_telegram_bot_api.py). Skipped, with the reason, when
+in the bot. The emulator has no getFile, sendPhoto, sendVoice or sendLocation: the proxy
+answers them (files a test registers with `FixingProxy.add_file`; other photos keep their file
+id only, as with a failed download). Skipped, with the reason, when
 Node.js or the npm package is missing (`npm install --prefix tests/e2e`).
 """
 
