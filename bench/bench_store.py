@@ -319,7 +319,8 @@ class CaseFactory:
             contact_phone=None if anonymous or rng.random() < 0.5 else f"138{rng.randrange(10**8):08d}",
             concerned_residents=f"{rng.randint(1, 9)}号院住户" if patrol and rng.random() < 0.5 else None,
             centre_node_id=centre.id, joint_meeting=False, department_id=None, handling_deadline=None,
-            verification_deadline=None, result_text=None, rejection_reason=None, verification_outcome=None,
+            verification_deadline=None, accept_deadline=None, rating_deadline=None, extension_count=0,
+            pending_extension=None, supervising_node_id=None, result_text=None, rejection_reason=None, verification_outcome=None,
             satisfaction=None, satisfaction_comment=None, created_at=created, updated_at=created, closed_at=None,
             version=1,
         )
@@ -396,14 +397,14 @@ class CaseFactory:
 
 CASE_COLUMNS = [c.name for c in Case.__table__.columns]
 EVENT_COLUMNS = [c.name for c in CaseEvent.__table__.columns if c.name != "id"]
-JSON_COLUMNS = {"data"}
+JSON_COLUMNS = {"data", "pending_extension"}
 
 
 def _records(rows: list[dict], columns: list[str]) -> list[tuple]:
     """Dict rows as COPY records (JSON as text, as the json type wants)."""
     out = []
     for row in rows:
-        out.append(tuple(json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in columns))
+        out.append(tuple((None if row[c] is None else json.dumps(row[c])) if c in JSON_COLUMNS else row[c] for c in columns))
     return out
 
 

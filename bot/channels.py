@@ -19,8 +19,13 @@ class Blocked(Exception):
     """The person blocked the bot or deleted their account: stop sending there."""
 
 
+class Undeliverable(Exception):
+    """No way to reach the person on this platform for this message (e.g. WeChat's 48-hour window is
+    closed and no template is configured): give it up, with this reason, instead of retrying."""
+
+
 class Channel(Protocol):
     platform: str
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        """Deliver the reply, or raise RetryLater, Blocked, or any other exception for a retry."""
+        """Deliver the reply, or raise RetryLater, Blocked, Undeliverable, or any other exception for a retry."""

@@ -117,10 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands contributed by features (staff invitations, API tokens)."""
-    from bot import staff_cli
+    from bot import privacy_cli, staff_cli
     from bot.web import cli as web_cli
+    from bot.wechat import cli as wechat_cli
 
-    return staff_cli.COMMANDS + web_cli.COMMANDS
+    return staff_cli.COMMANDS + web_cli.COMMANDS + privacy_cli.COMMANDS + wechat_cli.COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:

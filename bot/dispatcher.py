@@ -24,14 +24,14 @@ from storage.db import writing
 from storage.models import Case, Identity, Notification, Person
 from storage.people import active_roles
 
-from .channels import Blocked, Channel, RetryLater
+from .channels import Blocked, Channel, RetryLater, Undeliverable
 
 log = logging.getLogger("gridbot.dispatcher")
 
 # Telegram allows about 30 messages a second per bot and one a second per chat.
 GLOBAL_PER_SECOND = 25
 PER_CHAT_INTERVAL = 1.0
-PLATFORM_PREFERENCE = ("telegram", "web")
+PLATFORM_PREFERENCE = ("telegram", "wechat", "web")
 
 
 class RateLimiter:
@@ -109,6 +109,8 @@ class Dispatcher:
             await self._record(outbox.mark_failed, notification_id, self.worker, str(exc), retry_after=exc.seconds)
         except Blocked:
             await self._record(outbox.mark_blocked, notification_id, self.worker, identity_id)
+        except Undeliverable as exc:
+            await self._record(outbox.give_up, notification_id, self.worker, str(exc))
         except Exception as exc:  # any other failure: retried with backoff
             self.failures += 1
             log.warning("send of notification %s failed: %s", notification_id, type(exc).__name__)

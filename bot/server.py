@@ -1,4 +1,4 @@
-"""`gridbot run`: one aiohttp server (web chat, APIs, Telegram webhook), Telegram, and the dispatcher."""
+"""`gridbot run`: one aiohttp server (web chat, APIs, Telegram webhook, WeChat), Telegram, and the dispatcher."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import signal
 
 from aiohttp import web
+
+from storage.supervision import sweep
 
 from .dispatcher import Dispatcher
 from .runtime import Runtime
@@ -23,6 +25,63 @@ async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asy
                 await dispatcher.send_to_person(person_id, replies)
         except Exception:
             log.exception("closing idle dialogs failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) -> None:
+    """Every `every` seconds: time limits act (reminders, 催办, escalation, overdue checks).
+
+    A database outage is logged once, then the sweep waits and resumes; several instances share
+    the work through row locks, so each milestone fires once.
+    """
+    failing = False
+    while not stop.is_set():
+        try:
+            await sweep(runtime.sessionmaker)
+            if failing:
+                log.warning("supervision sweep works again")
+            failing = False
+        except Exception as exc:
+            if not failing:
+                log.error("supervision sweep failed (%s); retrying every %s s", type(exc).__name__, every)
+            failing = True
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def retention_daily(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
+    """Once a day, across all instances: anonymise the cases past GRIDBOT_RETENTION_DAYS (storage.retention)."""
+    from storage import retention
+    from storage.db import writing
+
+    settings = runtime.settings
+    while not stop.is_set():
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                await writing(session)
+                claimed = await retention.claim_daily(session, "retention")
+            if claimed:
+                total: dict[str, int] = {}
+                while not stop.is_set():
+                    async with runtime.sessionmaker.begin() as session:
+                        await writing(session)
+                        removed = await retention.anonymise_expired(
+                            session, retention_days=settings.retention_days, attachments_dir=settings.attachments_dir)
+                    for key, value in removed.as_dict().items():
+                        total[key] = total.get(key, 0) + value
+                    if removed.cases < retention.BATCH:
+                        break
+                async with runtime.sessionmaker.begin() as session:
+                    await writing(session)
+                    await retention.finish_daily(session, "retention", total)
+                log.info("retention: %s", total)
+        except Exception:
+            log.exception("the retention job failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except asyncio.TimeoutError:
@@ -48,6 +107,15 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
 
         telegram = TelegramFrontDoor(runtime)
         await telegram.start(app)
+    wechat = None
+    from .wechat.config import WeChatConfig
+
+    wechat_config = WeChatConfig.from_env()
+    if wechat_config is not None:
+        from .wechat.adapter import WeChatFrontDoor
+
+        wechat = WeChatFrontDoor(runtime, wechat_config)
+        await wechat.start(app)
 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -56,12 +124,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     log.info("serving on http://%s:%s/", settings.host, settings.port)
     print(f"gridbot is running: open http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
 
-    tasks = []
+    tasks = [asyncio.create_task(retention_daily(runtime, stop), name="retention")]
     if settings.dispatcher:
         dispatcher = Dispatcher(runtime.sessionmaker, runtime.channels)
         runtime.dispatcher = dispatcher
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         tasks.append(asyncio.create_task(close_idle_dialogs(runtime, dispatcher, stop), name="idle dialogs"))
+    if settings.sweep_seconds > 0:
+        tasks.append(asyncio.create_task(supervise(runtime, stop, settings.sweep_seconds), name="supervision"))
     if ready is not None:
         ready.set()
     try:
@@ -78,5 +148,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
                 await telegram.stop()
             except Exception:
                 log.exception("telegram did not stop cleanly")
+        if wechat is not None:
+            try:
+                await wechat.stop()
+            except Exception:
+                log.exception("wechat did not stop cleanly")
         await runner.cleanup()
         await runtime.db.dispose()

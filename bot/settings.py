@@ -13,6 +13,10 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _list(name: str) -> list[str]:
+    return [v.strip() for v in (_env(name) or "").split(",") if v.strip()]
+
+
 @dataclass
 class Settings:
     database_url: str = field(default_factory=database_url)
@@ -29,3 +33,10 @@ class Settings:
     telegram_poll_interval: float = field(default_factory=lambda: float(_env("TELEGRAM_POLL_INTERVAL", "0.0")))
     dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")
     duplicate_metres: float = field(default_factory=lambda: float(_env("GRIDBOT_DUPLICATE_METRES", "100")))
+    sweep_seconds: float = field(default_factory=lambda: float(_env("GRIDBOT_SWEEP_SECONDS", "60")))
+    # Host names this server answers to (Host header); empty: GRIDBOT_PUBLIC_URL's host, or local names.
+    allowed_hosts: list[str] = field(default_factory=lambda: _list("GRIDBOT_ALLOWED_HOSTS"))
+    # Origins whose pages may read Open311 from the browser (CORS); none by default.
+    cors_origins: list[str] = field(default_factory=lambda: _list("GRIDBOT_CORS_ORIGINS"))
+    # Days after closing that a case keeps the reporter's phone, photos, exact location and free text.
+    retention_days: int = field(default_factory=lambda: int(_env("GRIDBOT_RETENTION_DAYS", "365")))

@@ -48,7 +48,7 @@ def cmd_revoke(args) -> int:
 def add_invite(sub) -> None:
     invite = sub.add_parser("invite", help="one-time invitation codes for staff (valid 7 days)")
     invite.add_argument("action", choices=["create"])
-    invite.add_argument("--role", required=True, choices=[r.value for r in Role if r != Role.resident])
+    invite.add_argument("--role", required=True, choices=[r.value for r in Role if r not in (Role.resident, Role.system)])
     invite.add_argument("--grid", help="grid code (grid workers, chiefs)")
     invite.add_argument("--node", help="code of a township, district or city (grid centre staff, instructors)")
     invite.add_argument("--department", help="department code (department handlers)")

@@ -24,6 +24,7 @@ class Context:
     platform: str
     settings: dict[str, Any] = field(default_factory=dict)
     replies: list[Reply] = field(default_factory=list)
+    registry: Any = None  # the engine's Router: dialogs and views by name (see conversations.router)
 
     @property
     def language(self) -> str:
@@ -67,6 +68,23 @@ class Context:
 
     def time(self, moment: datetime) -> str:
         return i18n.local_time(self.language, moment)
+
+    def dialog_named(self, name: str | None = None):
+        """A dialog by name (the open one when no name is given), for handing over to it."""
+        name = name or self.dialog_state.dialog
+        if self.registry is None or name not in self.registry.dialogs:
+            raise LookupError(f"no dialog {name!r} is registered")
+        return self.registry.dialogs[name]
+
+    async def begin_dialog(self, name: str, **data: Any) -> None:
+        """Hand over to another dialog by name."""
+        await self.dialog_named(name).begin(self, **data)
+
+    async def show(self, view: str, **params: Any) -> Any:
+        """Show what another feature shows (`menu`, `case`, `desk` …), by name."""
+        if self.registry is None or view not in self.registry.views:
+            raise LookupError(f"no view {view!r} is registered")
+        return await self.registry.views[view](self, **params)
 
     def touch(self) -> None:
         """Mark the dialog's answers as changed so they are written back (JSON is changed in place)."""

@@ -8,6 +8,7 @@ from transitions import Machine, MachineError
 
 from .context import Context
 from .protocol import Inbound
+from .text import clean, find_case_number
 
 BACK = "nav:back"
 CANCEL = "nav:cancel"
@@ -95,10 +96,8 @@ class Dialog:
 
     async def cancel(self, ctx: Context) -> None:
         finish(ctx)
-        from .dialogs.menu import show_menu
-
         ctx.say(ctx.t("Cancelled. Nothing was sent."))
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 def finish(ctx: Context) -> None:
@@ -106,3 +105,26 @@ def finish(ctx: Context) -> None:
     ctx.dialog_state.dialog = None
     ctx.dialog_state.state = None
     ctx.dialog_state.data = {}
+
+
+class AskCaseNumberDialog(Dialog):
+    """Asks for a case number; subclasses say what to do with it in `with_number`."""
+
+    STATES = ["ask_number"]
+    TRANSITIONS: list = []
+
+    async def prompt_ask_number(self, ctx: Context) -> None:
+        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
+
+    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
+        number = find_case_number(clean(message.text)) if message.kind == "text" else None
+        if number is None:
+            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."),
+                    [[ctx.button("✖ Cancel", CANCEL)]])
+            return
+        finish(ctx)
+        ctx.settings["typed"] = clean(message.text)  # the number may come with its access code
+        await self.with_number(ctx, number)
+
+    async def with_number(self, ctx: Context, number: str) -> None:
+        raise NotImplementedError

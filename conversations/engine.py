@@ -26,17 +26,17 @@ from storage.timeutil import utcnow
 from .context import Context
 from .dialog import finish
 from .dialogs import additions, cases, grid, language, menu, patrol, report, staff
-from .engine_support import DIALOGS
-from .i18n import language_from_platform
+from .i18n import language_from_platform, number
 from .protocol import Inbound, Reply
 from .router import Router
-from .text import clean, without_controls
+from .text import clean, find_case_number, without_controls
 
 log = logging.getLogger("gridbot.engine")
 
 DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 ANSWER_IN_FLIGHT = timedelta(seconds=30)  # a repeat within this is a duplicate delivery, not a lost answer
+OFFERED = "_offered"  # in the dialog's answers: the button data of the bot's last answer
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router,
                    additions.router]
 
@@ -82,9 +82,14 @@ class Engine:
         self.clock = clock
         self.duplicate_metres = duplicate_metres
         self.idle = timedelta(minutes=idle_minutes)
+        # The registry: every feature's commands, buttons, dialogs and views, found by name.
         self.router = Router()
         for router in FEATURE_ROUTERS + list(routers or []):
             self.router.include(router)
+        from .engine_support import _registered  # dialogs registered the old way
+
+        self.router.dialogs.update({k: v for k, v in _registered.items() if k not in self.router.dialogs})
+        self.dialogs = self.router.dialogs
 
     async def handle(self, sender: Sender, message: Inbound, *, update_id: str | int | None = None) -> Replies:
         """Process one message; returns the replies to show. A repeated `update_id` returns no replies."""
@@ -102,6 +107,7 @@ class Engine:
                             return _earlier_answer(processed, self.clock())
                     ctx = await self._context(session, sender)
                     await self._dispatch(ctx, message)
+                    _remember_buttons(ctx)
                     ctx.dialog_state.updated_at = ctx.now
                     ctx.touch()
                     if processed is not None:
@@ -137,7 +143,8 @@ class Engine:
             state = DialogState(person_id=person.id, data={})
             session.add(state)
             await session.flush()
-        ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform)
+        ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform,
+                      registry=self.router)
         ctx.settings["language_hint"] = hint
         if self.duplicate_metres is not None:
             ctx.settings["duplicate_metres"] = self.duplicate_metres
@@ -167,8 +174,13 @@ class Engine:
             await handler(ctx, message, argument)
             return
 
-        if state.dialog in DIALOGS:
-            await DIALOGS[state.dialog].handle(ctx, message)
+        if state.dialog in self.dialogs:
+            if message.kind == "button" and message.data not in state.data.get(OFFERED, [message.data]):
+                # A button of an earlier step: say where the dialog now stands instead of guessing.
+                ctx.say(ctx.t("That button belongs to an earlier step. Here is where we are now:"))
+                await self.dialogs[state.dialog].prompt(ctx)
+                return
+            await self.dialogs[state.dialog].handle(ctx, message)
             return
 
         await self._outside_dialogs(ctx, message)
@@ -176,8 +188,12 @@ class Engine:
     async def _first_contact(self, ctx: Context, message: Inbound) -> None:
         """Nobody is served before choosing 中文 or བོད་ཡིག (preselected from the platform's hint)."""
         if ctx.dialog_state.dialog == language.LanguageDialog.name:
+            if message.kind == "command" and message.command != "start":
+                # /start first, then /join CODE while the question is open: keep it for after the choice.
+                ctx.data["then"] = message.text
+                ctx.touch()
             then = ctx.data.get("then")
-            await DIALOGS["language"].handle(ctx, message)
+            await self.dialogs["language"].handle(ctx, message)
             if then and ctx.person.language_chosen:
                 route = self.router.match(Inbound.of_text(then))
                 if route is not None:
@@ -187,13 +203,13 @@ class Engine:
         deep_link = message.argument if message.kind == "command" and message.command == "start" else ""
         # A command sent first (e.g. /join CODE from an invitation) is done once the language is chosen.
         then = message.text if message.kind == "command" and message.command != "start" else ""
-        await DIALOGS["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link, then=then)
+        await self.dialogs["language"].begin(ctx, hint=ctx.settings.get("language_hint"), deep_link=deep_link, then=then)
 
     async def _close_idle(self, ctx: Context) -> None:
         """Close a dialog nobody answered for a while, politely; an unfinished report is kept."""
         if self._put_aside(ctx):
             ctx.say(ctx.t("Your unfinished report was put aside after {minutes} minutes without an answer. "
-                          "It is kept for 24 hours.", minutes=int(self.idle.total_seconds() // 60)))
+                          "It is kept for 24 hours.", minutes=number(ctx.language, int(self.idle.total_seconds() // 60))))
         else:
             ctx.say(ctx.t("We stopped where we were, as there was no answer for a while."))
         await menu.show_menu(ctx)
@@ -215,7 +231,7 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             for state in list(await session.scalars(query)):
                 person = await session.get(Person, state.person_id)
-                ctx = Context(session=session, person=person, dialog_state=state, now=now, platform="")
+                ctx = Context(session=session, person=person, dialog_state=state, now=now, platform="", registry=self.router)
                 await self._close_idle(ctx)
                 state.updated_at = now
                 ctx.touch()
@@ -233,25 +249,37 @@ class Engine:
     async def _outside_dialogs(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "text":
             typed = clean(message.text)
-            number = cases.find_case_number(typed)
+            number = find_case_number(typed)
             if number:
                 await cases.open_typed_case(ctx, typed)
                 return
             if len(typed) >= report.MIN_DESCRIPTION:
                 # Someone simply describing a problem: start a report with what they typed.
-                await DIALOGS["report"].begin(ctx)
+                await self.dialogs["report"].begin(ctx)
                 ctx.replies.clear()
-                await DIALOGS["report"].handle(ctx, message)
+                await self.dialogs["report"].handle(ctx, message)
                 return
         if message.kind in ("photo", "voice"):
             await additions.media_outside_dialogs(ctx, message)
             return
+        if message.kind == "button":
+            # A button of a finished dialog (an earlier "Submit", a place): it is done, say so.
+            ctx.say(ctx.t("That button belongs to a step that is already finished. What would you like to do now?"))
+            await menu.show_menu(ctx)
+            return
         if message.kind == "location":
-            await DIALOGS["grid"].begin(ctx)
+            await self.dialogs["grid"].begin(ctx)
             ctx.replies.clear()
-            await DIALOGS["grid"].handle(ctx, message)
+            await self.dialogs["grid"].handle(ctx, message)
             return
         await menu.fallback(ctx)
+
+
+def _remember_buttons(ctx: Context) -> None:
+    """The buttons the open dialog's step offers now, so that a press of an older one is recognised."""
+    if ctx.dialog_state.dialog:
+        ctx.dialog_state.data[OFFERED] = [d for reply in ctx.replies for d in reply.button_data()]
+        ctx.touch()
 
 
 def _sanitise(message: Inbound) -> None:

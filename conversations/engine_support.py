@@ -1,29 +1,33 @@
-"""The registry of dialogs by name, shared by the engine and the routes that start dialogs."""
+"""Kept for code written against the old registry; new code asks the context instead.
+
+The engine builds the registry of dialogs and views from the feature routers (`router.add_dialogs`,
+`@router.view`); a dialog hands over by name with `ctx.begin_dialog(name)`, `ctx.dialog_named()` and
+`await ctx.show(view)`. `DIALOGS` here is that registry, built on first use (no dialog is imported when
+this module is), and `register` adds a dialog to it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .context import Context
 from .dialog import Dialog
-from .dialogs.additions import AddToCaseDialog, AttachDialog
-from .dialogs.cases import LookupDialog, RateDialog
-from .dialogs.grid import GridDialog
-from .dialogs.language import LanguageDialog
-from .dialogs.patrol import PatrolDialog
-from .dialogs.report import ReportDialog
-from .dialogs.staff import ActionDialog, FeedbackDialog, ProfileDialog
 
-DIALOGS: dict[str, Dialog] = {
-    d.name: d
-    for d in (
-        LanguageDialog(), ReportDialog(), LookupDialog(), RateDialog(), GridDialog(),
-        PatrolDialog(), ActionDialog(), FeedbackDialog(), ProfileDialog(), AddToCaseDialog(), AttachDialog(),
-    )
-}
+_registered: dict[str, Dialog] = {}
 
 
 def register(dialog: Dialog) -> None:
-    DIALOGS[dialog.name] = dialog
+    """Deprecated: add the dialog to a feature router with `router.add_dialogs(...)`."""
+    _registered[dialog.name] = dialog
 
 
 def current_dialog(ctx: Context) -> Dialog:
-    return DIALOGS[ctx.dialog_state.dialog]
+    return ctx.dialog_named()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DIALOGS":
+        from .engine import FEATURE_ROUTERS
+
+        return {**{k: v for router in FEATURE_ROUTERS for k, v in router.dialogs.items()}, **_registered}
+    raise AttributeError(name)

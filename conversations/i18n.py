@@ -22,6 +22,7 @@ from babel.support import NullTranslations, Translations
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "gridbot"
 LANGUAGES = ("zh", "bo")
+LANGUAGE_NAMES = {"zh": "中文", "bo": "བོད་ཡིག"}  # each in its own script: shown before a language is chosen
 BABEL_LOCALE = {"zh": "zh_Hans_CN", "bo": "bo"}
 TIBETAN_DIGITS = str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩")
 TIMEZONE = "Asia/Shanghai"
@@ -75,6 +76,11 @@ def local_time(language: str, moment: datetime) -> str:
 def number(language: str, value: int) -> str:
     text = str(value)
     return text.translate(TIBETAN_DIGITS) if language == "bo" else text
+
+
+def digits(language: str, value: str) -> str:
+    """A code or coordinates in the reader's digits (Tibetan digits in Tibetan); typed back, either is understood."""
+    return value.translate(TIBETAN_DIGITS) if language == "bo" else value
 
 
 def duration(language: str, span: timedelta) -> str:

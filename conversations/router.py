@@ -1,14 +1,24 @@
-"""Routes for commands and button presses that work from anywhere; one router per feature."""
+"""Routes for commands and button presses that work from anywhere; one router per feature.
+
+A feature's router also names its dialogs and its views (what other features may show, such as the
+menu or a case card). The engine builds the registry from all routers, and a dialog hands over to
+another feature by name (`ctx.begin_dialog("report")`, `await ctx.show("menu")`), so that no dialog
+module imports another.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .context import Context
 from .protocol import Inbound
 
+if TYPE_CHECKING:
+    from .dialog import Dialog
+
 Handler = Callable[[Context, Inbound, str], Awaitable[None]]
+View = Callable[..., Awaitable[Any]]
 
 
 @dataclass
@@ -21,6 +31,8 @@ class Router:
 
     commands: dict[str, Handler] = field(default_factory=dict)
     buttons: dict[str, Handler] = field(default_factory=dict)
+    dialogs: dict[str, Dialog] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
 
     def command(self, *names: str):
         def register(handler: Handler) -> Handler:
@@ -38,7 +50,26 @@ class Router:
 
         return register
 
+    def add_dialogs(self, *classes: type[Dialog]) -> None:
+        """The feature's dialogs, found by their `name`."""
+        for cls in classes:
+            self.dialogs[cls.name] = cls()
+
+    def view(self, name: str):
+        """Something the feature shows that other features may ask for by name: `await ctx.show(name, ...)`."""
+        def register(function: View) -> View:
+            self.views[name] = function
+            return function
+
+        return register
+
     def include(self, other: Router) -> None:
+        for kind in ("dialogs", "views"):
+            mine, theirs = getattr(self, kind), getattr(other, kind)
+            clash = sorted(k for k in theirs if k in mine and mine[k] is not theirs[k])
+            if clash:
+                raise ValueError(f"two features register the {kind} {clash}")
+            mine.update(theirs)
         self.commands.update(other.commands)
         self.buttons.update(other.buttons)
 

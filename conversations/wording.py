@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from storage.reading import INTERNAL, NOTE_KINDS
+
 from .i18n import N_, translate
 
 STATE_NAMES = {
@@ -15,6 +17,7 @@ STATE_NAMES = {
     "in_progress": N_("Being handled"),
     "handled": N_("Result in, waiting for verification"),
     "closed": N_("Closed"),
+    "withdrawn": N_("Withdrawn by the resident"),
     "merged": N_("Merged into another case"),
 }
 
@@ -28,6 +31,15 @@ ACTION_NAMES = {
     "transfer": N_("Sent to {department}"),
     "start_handling": N_("The department started handling it"),
     "extend_deadline": N_("Time limit extended"),
+    "request_extension": N_("The department asked for more time"),
+    "approve_extension": N_("Time limit extended"),
+    "refuse_extension": N_("Request for more time refused"),
+    "return_to_centre": N_("Returned to the grid centre to be sent on"),
+    "withdraw": N_("Withdrawn by the resident"),
+    "remind": N_("Reminder: the time limit is near"),
+    "urge": N_("Time limit passed: the people responsible were urged"),
+    "escalate_overdue": N_("Overdue: the next level's grid centre now supervises it"),
+    "verification_overdue": N_("The on-site check is overdue"),
     "submit_result": N_("The department reported its result"),
     "verify_pass": N_("Checked and confirmed; case closed"),
     "verify_fail": N_("Check failed; sent back for more work"),
@@ -42,11 +54,11 @@ ACTION_NAMES = {
     "reply_to_resident": N_("Message to the resident"),
     "merge": N_("Merged into case {number}, which carries on"),
     "merged_in": N_("Case {number}, a repeat of this one, was merged into it"),
+    "publish": N_("The grid centre published a wording for the public"),
 }
 
 # Notes only staff read (Art. 19); labelled so in the staff's timeline.
-INTERNAL_NOTES = ("comment", "prompt", "relay_feedback", "verify_fail", "extend_deadline", "request_extension",
-                  "refuse_extension", "return_to_centre")
+INTERNAL_NOTES = tuple(action for action, kind in NOTE_KINDS.items() if kind == INTERNAL)
 MEDIA_NAMES = {"photo": N_("📷 photo"), "voice": N_("🎤 voice note")}
 
 ROLE_NAMES = {
@@ -58,7 +70,31 @@ ROLE_NAMES = {
     "centre_staff": N_("Grid centre"),
     "department_handler": N_("Department"),
     "administrator": N_("Administrator"),
+    "system": N_("Supervision (automatic)"),
 }
+
+# The stages with a time limit (storage.lifecycle.STAGES), as a notice names them.
+STAGE_NAMES = {
+    "accept": N_("acceptance"),
+    "handle": N_("handling"),
+    "verify": N_("the on-site check"),
+    "rate": N_("rating"),
+}
+# "… by {time}" on a case card, per stage.
+DEADLINE_LABELS = {
+    "accept": N_("To be accepted by: {time}"),
+    "handle": N_("To be handled by: {time}"),
+    "verify": N_("To be checked on site by: {time}"),
+    "rate": N_("You may rate it until: {time}"),
+}
+# Why a department gives a case back to the grid centre (退单); the store keeps the code.
+RETURN_REASONS = {
+    "not_our_area": N_("Not in our area"),
+    "ownership_unclear": N_("Ownership unclear"),
+    "overlapping_duties": N_("Overlapping duties"),
+    "not_our_duty": N_("Not this department's duty"),
+}
+
 
 RATING_NAMES = {
     "satisfied": N_("Satisfied"),
@@ -83,6 +119,31 @@ _DUPLICATE = re.compile(re.escape(translate("zh", DUPLICATE_OF)).replace(re.esca
 def stored_reason(number: str) -> str:
     """A 'duplicate of case N' reason, as stored (in the official language)."""
     return translate("zh", DUPLICATE_OF, number=number)
+
+
+def duplicate_number(note: str) -> str | None:
+    """The case a 'duplicate of case N' reason points at."""
+    match = _DUPLICATE.fullmatch(note or "")
+    return match.group(1) if match else None
+
+
+# What a resident can do after a case was not accepted, by the reason given.
+NEXT_STEPS_AFTER_REJECTION = {
+    "insufficient": N_("What you can do: report it again with what was missing (what exactly, where, since when), "
+                       "or add a photo."),
+    "duplicate": N_("What you can do: follow case {number}, which is about the same problem."),
+    "other": N_("What you can do: if you think this is wrong, call your grid's supervision and reporting phone "
+                "(under My grid), or report it again with more details."),
+}
+
+
+def next_steps_after_rejection(language: str, stored: str) -> tuple[str, str | None]:
+    """The advice for a resident whose case was not accepted, and the case to follow instead, if any."""
+    number = duplicate_number(stored)
+    if number:
+        return translate(language, NEXT_STEPS_AFTER_REJECTION["duplicate"], number=number), number
+    key = "insufficient" if stored == translate("zh", REJECT_REASONS["insufficient"]) else "other"
+    return translate(language, NEXT_STEPS_AFTER_REJECTION[key]), None
 
 
 def localised_reason(language: str, note: str) -> str:

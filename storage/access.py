@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from .lifecycle import BY_TRIGGER, roles_for, triggers_from
+from datetime import datetime
+
+from .lifecycle import BY_TRIGGER, refused_guard, roles_for, triggers_from
 from .models import Case, Role, RoleAssignment
+from .timeutil import utcnow
 
 GRID_ROLES = (Role.grid_worker, Role.grid_worker_part_time, Role.grid_chief, Role.grid_instructor)
-
 
 def covers(assignment: RoleAssignment, case: Case) -> bool:
     """Does this role assignment's scope include the case?"""
@@ -14,8 +16,11 @@ def covers(assignment: RoleAssignment, case: Case) -> bool:
     if role in GRID_ROLES:
         return assignment.node is not None and assignment.node.contains(case.grid)
     if role == Role.centre_staff:
-        # The centre now in charge, or a centre above it.
-        return assignment.node is not None and assignment.node.contains(case.centre_node)
+        # The centre now in charge, or a centre above it; or the next level supervising an overdue case.
+        if assignment.node is None:
+            return False
+        supervising = case.supervising_node
+        return assignment.node.contains(case.centre_node) or (supervising is not None and assignment.node.contains(supervising))
     if role == Role.department_handler:
         return case.department_id is not None and assignment.department_id == case.department_id
     return False
@@ -51,25 +56,10 @@ def acting_role(person_id: int, assignments: list[RoleAssignment], case: Case, t
     return None
 
 
-def allowed_actions(person_id: int, assignments: list[RoleAssignment], case: Case) -> list[str]:
-    """The lifecycle's actions from the case's state that this person may take, in declared order."""
-    return [t for t in triggers_from(case.state) if acting_role(person_id, assignments, case, t) is not None]
-
-
-def sees_phone(assignments: list[RoleAssignment], case: Case) -> bool:
-    """Only the grid's workers and the handling department need the reporter's phone."""
-    for assignment in assignments:
-        if assignment.role in (Role.grid_worker, Role.grid_worker_part_time) and covers(assignment, case):
-            return True
-        if assignment.role == Role.department_handler and covers(assignment, case):
-            return True
-    return False
-
-
-def mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+def allowed_actions(person_id: int, assignments: list[RoleAssignment], case: Case, now: datetime | None = None) -> list[str]:
+    """The lifecycle's actions from the case's state (and its guards) that this person may take, in declared order."""
+    now = now or utcnow()
+    return [
+        t for t in triggers_from(case.state)
+        if acting_role(person_id, assignments, case, t) is not None and refused_guard(t, case, now) is None
+    ]

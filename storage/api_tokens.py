@@ -1,7 +1,9 @@
 """Per-account tokens for the case API and Open311 (`api_key`): only a SHA-256 hash is stored.
 
-A token acts for its owner, with exactly the owner's roles at the time of each call:
-revoking a role narrows what the token can do at once, and revoking the token ends it.
+A token acts for its owner, with exactly the owner's roles at the time of each call, and
+only within its scopes: `read` (the case API's reads), `act` (lifecycle actions),
+`report` (Open311 POST). Revoking a role narrows what the token can do at once; a token
+ends when revoked or when it expires (90 days unless given otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from .timeutil import utcnow
 PREFIX = "gbt_"  # recognisable in logs and by secret scanners
 MAX_TOKEN_LENGTH = 200
 TOUCH_EVERY = timedelta(minutes=5)  # last_used_at is refreshed at most this often
+SCOPES = ("read", "act", "report")
+DEFAULT_DAYS = 90
+MAX_DAYS = 366
 
 
 class TokenError(Exception):
@@ -46,23 +51,50 @@ async def find_person(session: AsyncSession, ref: str | int) -> Person:
     raise TokenError(f"no person with web id or id {text!r}")
 
 
-async def create_token(session: AsyncSession, person_id: int, name: str = "") -> tuple[ApiToken, str]:
+def check_scopes(scopes) -> list[str]:
+    chosen = sorted(set(scopes), key=SCOPES.index) if all(s in SCOPES for s in scopes) else None
+    if not chosen:
+        raise TokenError("scopes are one or more of " + ", ".join(SCOPES))
+    return chosen
+
+
+async def create_token(
+    session: AsyncSession,
+    person_id: int,
+    name: str = "",
+    *,
+    scopes=SCOPES,
+    days: int = DEFAULT_DAYS,
+    now: datetime | None = None,
+) -> tuple[ApiToken, str]:
     """A new token for the person; returns the row and the secret, which is never stored."""
+    if not 1 <= days <= MAX_DAYS:
+        raise TokenError(f"a token lives between 1 and {MAX_DAYS} days")
+    now = now or utcnow()
     secret = new_secret()
-    token = ApiToken(person_id=person_id, token_hash=hash_token(secret), name=(name or "").strip()[:100], created_at=utcnow())
+    token = ApiToken(person_id=person_id, token_hash=hash_token(secret), name=(name or "").strip()[:100], created_at=now,
+                     scopes=check_scopes(list(scopes)), expires_at=now + timedelta(days=days))
     session.add(token)
     await session.flush()
     return token, secret
 
 
-async def authenticate(session: AsyncSession, secret: str | None) -> ApiToken | None:
-    """The live token with this secret, or None (unknown, malformed or revoked)."""
+async def authenticate(session: AsyncSession, secret: str | None, now: datetime | None = None) -> ApiToken | None:
+    """The live token with this secret, or None (unknown, malformed, revoked or expired)."""
     if not secret or len(secret) > MAX_TOKEN_LENGTH:
         return None
     token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
-    if token is None or token.revoked_at is not None:
+    if token is None or token.revoked_at is not None or expired(token, now):
         return None
     return token
+
+
+def expired(token: ApiToken, now: datetime | None = None) -> bool:
+    return token.expires_at is not None and (now or utcnow()) >= token.expires_at
+
+
+def has_scope(token: ApiToken, scope: str) -> bool:
+    return scope in (token.scopes or [])
 
 
 def needs_touch(token: ApiToken, now: datetime | None = None) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import func, select
@@ -18,9 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import access, grids, lifecycle
+from . import access, deadlines, grids, lifecycle, quiet_hours
 from .lifecycle import (
     BY_TRIGGER,
+    RETURN_REASONS,
     CaseError,
     CaseNotFound,
     ConcurrentChange,
@@ -28,7 +29,9 @@ from .lifecycle import (
     MissingInput,
     NotAllowedInState,
     NotPermitted,
+    Refused,
     State,
+    stage_of,
 )
 from .models import (
     AccessCodeAttempt,
@@ -36,6 +39,7 @@ from .models import (
     Case,
     CaseFollower,
     CaseEvent,
+    CaseMilestone,
     CaseNumberCounter,
     CaseSource,
     Department,
@@ -48,11 +52,12 @@ from .models import (
 )
 from .db import writing
 from .people import active_roles, people_with_role
-from .timeutil import local, utcnow
+from .timeutil import LOCAL_TZ, local, utcnow
+from .workdays import TimeLimit, office_hours
 
 MAX_DESCRIPTION = 2000
+DESCRIPTION_LANGUAGES = ("zh", "bo", "mixed")  # mixed: a fair share of words in each (storage.words)
 MAX_ATTACHMENTS = 10
-VERIFICATION_HOURS = 24  # Art. 17: on-site verification within 24 hours
 REOPEN_DAYS = 7
 RESUBMIT_DAYS = 7  # after a rejection for insufficient information, the missing part may be added this long
 # The listed rejection reason "insufficient information", as stored (in the official language).
@@ -143,8 +148,8 @@ async def open_case(
         raise MissingInput("a case needs a description", missing=["description"])
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInput("description too long", field="description", limit=MAX_DESCRIPTION)
-    if language not in ("zh", "bo"):
-        raise InvalidInput("language must be zh or bo", field="language")
+    if language not in DESCRIPTION_LANGUAGES:
+        raise InvalidInput("language must be zh, bo or mixed", field="language")
     photos = list(photos)
     if len(photos) > MAX_ATTACHMENTS:
         raise InvalidInput("too many photos", field="photos", limit=MAX_ATTACHMENTS)
@@ -198,7 +203,8 @@ async def open_case(
     event = await _record(session, case, reporter_id, role.value, "report", None, State.reported, None, {}, now)
     for photo in photos:
         case.attachments.append(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
-    await _notify(session, case, event, reporter_id, ["centre", "grid_workers"], {})
+    accept_by = await deadlines.begin_stage(session, case, "accept", now)
+    await _notify(session, case, event, reporter_id, ["centre", "grid_workers"], {"deadline": accept_by.isoformat()})
     await session.flush()
     return case
 
@@ -233,6 +239,11 @@ async def act(
         if not access.can_view(actor_id, assignments, case):
             raise CaseNotFound("no such case", ref=str(ref))  # never confirm a case exists
         raise NotPermitted(f"your role may not {trigger} this case", action=trigger)
+    if case.state not in lifecycle.sources(trigger):
+        raise NotAllowedInState(f"{trigger} is not allowed while the case is {case.state}", action=trigger, state=case.state)
+    refused = lifecycle.refused_guard(trigger, case, now)
+    if refused:
+        raise Refused(refused, f"{trigger} is not possible now ({refused.replace('_', ' ')})", action=trigger)
 
     if trigger == "escalate":
         inputs["next_centre"] = await grids.next_centre(session, case.centre_node)
@@ -240,6 +251,10 @@ async def act(
             raise NotAllowedInState("the case is already with the city centre", action=trigger, state=case.state)
     if trigger == "transfer" and inputs.get("department") is not None:
         inputs["department"] = await _department(session, inputs["department"])
+    if trigger == "request_extension":
+        inputs["deadline"] = requested_deadline(case, inputs, now)
+    if trigger == "return_to_centre" and inputs.get("reason") not in (None, "", *RETURN_REASONS):
+        raise InvalidInput("reason is one of " + ", ".join(RETURN_REASONS), field="reason")
     if trigger == "reopen" and not _may_reopen(case, now):
         raise NotAllowedInState(
             f"only an unsatisfied rating within {REOPEN_DAYS} days of closing reopens a case", action=trigger, state=case.state
@@ -259,18 +274,9 @@ async def act(
     if trigger == "merge" and inputs.get("into") not in (None, ""):
         inputs["into"] = await _merge_target(session, case, inputs["into"])
 
-    from_state = case.state
-    to_state = lifecycle.fire(trigger, from_state, inputs)
-    params = _apply(case, trigger, inputs, now)
-    case.state = to_state
-    case.updated_at = now
-    note = inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
-    event = await _record(session, case, actor_id, role.value, trigger, from_state, to_state, note, params, now)
-    for photo in photos:
-        session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
+    await _step(session, case, actor_id, role.value, trigger, inputs, now, photos)
     if trigger == "merge":
         await _carry_over(session, case, inputs["into"], actor_id, role.value, now)
-    await _notify(session, case, event, actor_id, BY_TRIGGER[trigger]["notify"], params)
     try:
         await session.flush()
     except StaleDataError as exc:
@@ -278,8 +284,87 @@ async def act(
     return case
 
 
+async def system_step(session: AsyncSession, case: Case, trigger: str, now: datetime, **inputs: Any) -> CaseEvent:
+    """A step of the supervision sweep (remind, urge, escalate_overdue …): no person, role `system`."""
+    if trigger == "escalate_overdue":
+        inputs["next_centre"] = await grids.next_centre(session, case.supervising_node or case.centre_node)
+    return await _step(session, case, None, Role.system.value, trigger, inputs, now, ())
+
+
+async def _step(session, case: Case, actor_id, role: str, trigger: str, inputs: dict, now: datetime, photos) -> CaseEvent:
+    """One step in the caller's transaction: state, fields, stage clock, event, notifications.
+
+    A system step is written at the caller's next flush (a sweep writes a whole batch at once)."""
+    system = role == Role.system.value
+    from_state = case.state
+    to_state = lifecycle.fire(trigger, from_state, inputs)
+    params = _apply(case, trigger, inputs, now)
+    case.state = to_state
+    if not system:
+        case.updated_at = now  # milestones are in the timeline; they do not count as the case changing
+    declared = BY_TRIGGER[trigger]
+    if declared.get("starts"):
+        deadline = await deadlines.begin_stage(session, case, declared["starts"], now, deadline=params.get("_deadline"))
+        if deadline is not None:
+            params.setdefault("deadline", deadline.isoformat())
+    elif stage_of(to_state) != stage_of(from_state):
+        await deadlines.drop_milestones(session, case)
+    params.pop("_deadline", None)
+    note = inputs.get("note") if trigger == "return_to_centre" else (
+        inputs.get("reason") or inputs.get("result") or inputs.get("note") or inputs.get("comment")
+        or inputs.get("public_text"))
+    event = await _record(session, case, actor_id, role, trigger, from_state, to_state, note, params, now, flush=not system)
+    for photo in photos:
+        session.add(Attachment(case_id=case.id, event_id=event.id, **photo.__dict__))
+    await _notify(session, case, event, actor_id, declared["notify"], params)
+    return event
+
+
+def requested_deadline(case: Case, inputs: dict[str, Any], now: datetime) -> datetime:
+    """The new deadline an extension asks for: a date or time, or hours / working days more."""
+    current = case.handling_deadline or now
+    given = [name for name in ("deadline", "hours", "working_days") if inputs.get(name) not in (None, "")]
+    if len(given) != 1:
+        raise MissingInput("give the new deadline, or the hours or working days needed", missing=["deadline"])
+    name, value = given[0], inputs[given[0]]
+    if name == "hours":
+        if not isinstance(value, int) or not 1 <= value <= 24 * 30:
+            raise InvalidInput("an extension is between 1 hour and 30 days", field="hours", limit=24 * 30)
+        new = current + timedelta(hours=value)
+    elif name == "working_days":
+        if not isinstance(value, int) or not 1 <= value <= 30:
+            raise InvalidInput("an extension is between 1 and 30 working days", field="working_days", limit=30)
+        new = TimeLimit(value, "working_days").due(current)
+    else:
+        new = _parse_deadline(value)
+    if new <= now or new <= current:
+        raise InvalidInput("the new deadline must be later than the current one", field="deadline")
+    if new - current > deadlines.MAX_EXTENSION:
+        raise InvalidInput("an extension is at most 60 days", field="deadline", limit=60)
+    return new
+
+
+def _parse_deadline(value: Any) -> datetime:
+    """An aware datetime, an ISO time (Lhasa time when no offset), or a date (office closing time then)."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = datetime.fromisoformat(text).date()
+                return datetime.combine(day, office_hours()[1], LOCAL_TZ).astimezone(timezone.utc)
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput("deadline is a date (2026-12-24) or a time (2026-12-24T18:00+08:00)", field="deadline") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_TZ)
+    return moment.astimezone(timezone.utc)
+
+
 def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The effect of a step on the case's fields; returns the parameters its messages need."""
+    """The effect of a step on the case's fields; returns the parameters its messages need
+    (`_deadline`: the deadline the step sets for the stage it starts)."""
     params: dict[str, Any] = {}
     if trigger == "reject":
         case.rejection_reason = inputs["reason"]
@@ -296,34 +381,46 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         department: Department = inputs["department"]
         case.department_id = department.id
         case.department = department
-        case.handling_deadline = now + timedelta(hours=case.matter.time_limit_hours)
-        params.update(department=department.code, deadline=case.handling_deadline.isoformat())
-    elif trigger == "extend_deadline":
-        hours = int(inputs["hours"])
-        if not 1 <= hours <= 24 * 30:
-            raise InvalidInput("an extension is between 1 hour and 30 days", field="hours")
-        case.handling_deadline = (case.handling_deadline or now) + timedelta(hours=hours)
-        params.update(reason=inputs["reason"], deadline=case.handling_deadline.isoformat())
+        params["department"] = department.code
+    elif trigger == "request_extension":
+        case.pending_extension = {
+            "deadline": inputs["deadline"].isoformat(), "reason": inputs["reason"], "requested_at": now.isoformat()
+        }
+        params.update(reason=inputs["reason"], deadline=inputs["deadline"].isoformat(),
+                      previous_deadline=_iso(case.handling_deadline))
+    elif trigger == "approve_extension":
+        new = datetime.fromisoformat(case.pending_extension["deadline"])
+        params.update(previous_deadline=_iso(case.handling_deadline), deadline=new.isoformat(), _deadline=new)
+        case.pending_extension = None
+        case.extension_count = (case.extension_count or 0) + 1
+    elif trigger == "refuse_extension":
+        params.update(reason=inputs["reason"], deadline=_iso(case.handling_deadline),
+                      requested_deadline=case.pending_extension["deadline"])
+        case.pending_extension = None
+    elif trigger == "return_to_centre":
+        params.update(department=case.department.code if case.department else None, reason=inputs["reason"],
+                      note=inputs["note"])
+        case.department_id, case.department = None, None
+        case.handling_deadline, case.pending_extension = None, None
     elif trigger == "submit_result":
         case.result_text = inputs["result"]
         case.verification_outcome = None
-        if case.matter.needs_onsite_verification:
-            case.verification_deadline = now + timedelta(hours=VERIFICATION_HOURS)
-            params["verify_by"] = case.verification_deadline.isoformat()
         params["result"] = inputs["result"]
     elif trigger == "verify_pass":
         case.verification_outcome = "passed"
-        case.verification_deadline = None
         case.closed_at = now
         params["result"] = case.result_text
     elif trigger == "verify_fail":
         case.verification_outcome = "failed"
-        case.verification_deadline = None
         params["reason"] = inputs["reason"]
     elif trigger == "resolve_on_spot":
         case.result_text = inputs["result"]
         case.closed_at = now
         params["result"] = inputs["result"]
+    elif trigger == "withdraw":
+        case.closed_at = now
+        if inputs.get("reason"):
+            params["reason"] = inputs["reason"]
     elif trigger == "rate":
         case.satisfaction = inputs["rating"]
         case.satisfaction_comment = inputs.get("comment")
@@ -348,7 +445,24 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         case.merged_into_id = target.id
         case.closed_at = now
         params["into"] = target.number
+    elif trigger == "publish":
+        text = str(inputs["public_text"]).strip()
+        if len(text) > MAX_DESCRIPTION:
+            raise InvalidInput("public text too long", field="public_text", limit=MAX_DESCRIPTION)
+        case.public_text = text
+        case.published_at = now
+    elif trigger in lifecycle.SYSTEM_TRIGGERS:
+        stage = stage_of(case.state)
+        params.update(stage=stage.name, deadline=_iso(getattr(case, stage.deadline_field)))
+        if trigger == "escalate_overdue" and inputs.get("next_centre") is not None:
+            case.supervising_node_id = inputs["next_centre"].id
+            case.supervising_node = inputs["next_centre"]
+            params["centre"] = inputs["next_centre"].code
     return params
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 async def _merge_target(session: AsyncSession, case: Case, ref: str | int) -> Case:
@@ -414,7 +528,7 @@ async def _department(session: AsyncSession, ref: Department | str | int) -> Dep
     return department
 
 
-async def _record(session, case, actor_id, role, action, from_state, to_state, note, data, now) -> CaseEvent:
+async def _record(session, case, actor_id, role, action, from_state, to_state, note, data, now, *, flush=True) -> CaseEvent:
     event = CaseEvent(
         case_id=case.id,
         actor_id=actor_id,
@@ -427,8 +541,20 @@ async def _record(session, case, actor_id, role, action, from_state, to_state, n
         created_at=now,
     )
     session.add(event)
-    await session.flush()
+    if flush:
+        await session.flush()
     return event
+
+
+async def _people(session: AsyncSession, role, **scope) -> list[int]:
+    """`people_with_role`, remembered for the transaction when the caller asked (a sweep's batch)."""
+    cache = session.info.get("audience_cache")
+    if cache is None:
+        return await people_with_role(session, role, **scope)
+    key = (role, tuple(sorted(scope.items())))
+    if key not in cache:
+        cache[key] = await people_with_role(session, role, **scope)
+    return cache[key]
 
 
 async def _audience(session: AsyncSession, case: Case, audience: str) -> list[int]:
@@ -436,18 +562,27 @@ async def _audience(session: AsyncSession, case: Case, audience: str) -> list[in
         return [case.reporter_id, *await follower_ids(session, case.id)]
     if audience == "holders":
         if case.department_id is not None and case.state in (State.transferred, State.in_progress):
-            return await people_with_role(session, Role.department_handler, department_id=case.department_id)
-        return await people_with_role(session, Role.centre_staff, node_id=case.centre_node_id)
+            return await _people(session, Role.department_handler, department_id=case.department_id)
+        return await _people(session, Role.centre_staff, node_id=case.centre_node_id)
+    if audience == "holder":
+        stage = stage_of(case.state)
+        return await _audience(session, case, stage.holder) if stage is not None else []
+    if audience == "grid_chief":
+        return await _people(session, Role.grid_chief, node_id=case.grid_id)
+    if audience == "supervisor":
+        if case.supervising_node_id is None:
+            return []
+        return await _people(session, Role.centre_staff, node_id=case.supervising_node_id)
     if audience == "grid_workers":
-        return await people_with_role(session, lifecycle.GRID_WORKERS, node_id=case.grid_id)
+        return await _people(session, lifecycle.GRID_WORKERS, node_id=case.grid_id)
     if audience == "overseers":
-        return await people_with_role(session, lifecycle.OVERSEERS, node_id=case.grid_id)
+        return await _people(session, lifecycle.OVERSEERS, node_id=case.grid_id)
     if audience == "centre":
-        return await people_with_role(session, Role.centre_staff, node_id=case.centre_node_id)
+        return await _people(session, Role.centre_staff, node_id=case.centre_node_id)
     if audience == "department":
         if case.department_id is None:
             return []
-        return await people_with_role(session, Role.department_handler, department_id=case.department_id)
+        return await _people(session, Role.department_handler, department_id=case.department_id)
     raise ValueError(f"unknown audience {audience}")
 
 
@@ -458,15 +593,18 @@ async def _notify(session, case: Case, event: CaseEvent, actor_id: int, audience
             if person_id in told:
                 continue
             told.add(person_id)
+            # Residents are not woken at night for news that can wait; staff alarms always go out.
+            resident = audience == "reporter" or (audience == "holder" and stage_of(case.state).holder == "reporter")
+            deliver_at = quiet_hours.deliver_after(event.created_at) if resident and not case.matter.urgent else event.created_at
             session.add(
                 Notification(
                     case_id=case.id,
-                    event_id=event.id,
+                    event=event,
                     recipient_id=person_id,
                     message_key=f"{event.action}.{audience}",
                     params={"number": case.number, "matter": case.matter.code, **params},
                     created_at=event.created_at,
-                    next_attempt_at=event.created_at,
+                    next_attempt_at=deliver_at,
                 )
             )
 
@@ -594,6 +732,14 @@ async def queue_for(session: AsyncSession, person_id: int, limit: int = 50) -> l
             query = query.join(Node, Node.id == Case.centre_node_id).where(
                 Node.path.startswith(assignment.node.path, autoescape=True), Case.state.in_([State.reported, State.accepted, State.joint_meeting])
             )
+            # Overdue cases the next level now supervises (the department keeps them).
+            supervised = (
+                select(Case).order_by(Case.created_at).limit(limit)
+                .join(Node, Node.id == Case.supervising_node_id)
+                .where(Node.path.startswith(assignment.node.path, autoescape=True), Case.state.in_(lifecycle.OPEN_STATES))
+            )
+            for case in await session.scalars(supervised):
+                found.setdefault(case.id, case)
         elif assignment.role == Role.department_handler:
             query = query.where(
                 Case.department_id == assignment.department_id, Case.state.in_([State.transferred, State.in_progress])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Node, NodeLevel, Person, Role, RoleAssignment
@@ -97,12 +97,22 @@ PUBLISHED_ROLES = (Role.grid_chief, Role.grid_instructor, Role.grid_worker, Role
 
 
 async def published_staff(session: AsyncSession, grid_id: int) -> list[tuple[Role, str | None, str | None]]:
-    """(role, name, phone) of the grid's chief, instructor and workers who gave a name or a number."""
+    """(role, name, phone) of the grid's chief, instructor and workers who gave a name or a number.
+
+    A chief or instructor attached to the community above the grid (one for several grids) is the grid's too.
+    """
+    grid = await session.get(Node, grid_id)
+    community = await ancestor_at(session, grid, NodeLevel.community) if grid is not None else None
+    leaders = (Role.grid_chief, Role.grid_instructor)
+    where_attached = RoleAssignment.node_id == grid_id
+    if community is not None:
+        where_attached = or_(where_attached, and_(RoleAssignment.node_id == community.id, RoleAssignment.role.in_(leaders)))
     rows = await session.execute(
         select(RoleAssignment.role, Person.display_name, Person.phone)
         .join(Person, Person.id == RoleAssignment.person_id)
-        .where(RoleAssignment.node_id == grid_id, RoleAssignment.revoked_at.is_(None),
-               RoleAssignment.role.in_(PUBLISHED_ROLES))
+        .where(where_attached, RoleAssignment.revoked_at.is_(None), RoleAssignment.role.in_(PUBLISHED_ROLES))
         .order_by(RoleAssignment.role, Person.display_name)
     )
-    return [(role, name, phone) for role, name, phone in rows if name or phone]
+    order = {role: i for i, role in enumerate(PUBLISHED_ROLES)}
+    found = [(role, name, phone) for role, name, phone in rows if name or phone]
+    return sorted(found, key=lambda row: order[row[0]])

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -90,6 +91,7 @@ class Role(str, enum.Enum):
     centre_staff = "centre_staff"  # 网格化工作机构 (scoped to a township, district or city node)
     department_handler = "department_handler"  # 有关部门
     administrator = "administrator"  # 主管部门
+    system = "system"  # the supervision sweep (time limits); never granted to a person
 
 
 class CaseSource(str, enum.Enum):
@@ -157,14 +159,20 @@ class Matter(Base):
     description_bo: Mapped[str] = mapped_column(Text, default="")
     work_kind: Mapped[str] = mapped_column(String(40))  # Art. 21 kind of work
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
-    time_limit_hours: Mapped[int] = mapped_column(Integer)  # 限时办结
+    # 限时办结: in clock hours or in working days (工作日), one of the two.
+    time_limit_hours: Mapped[int | None] = mapped_column(Integer)
+    time_limit_working_days: Mapped[int | None] = mapped_column(Integer)
+    # 受理时限: in clock hours (urgent matters) or working hours; 2 working hours when neither is given.
+    accept_within_hours: Mapped[int | None] = mapped_column(Integer)
+    accept_within_working_hours: Mapped[int | None] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # notices ignore quiet hours
     needs_onsite_verification: Mapped[bool] = mapped_column(Boolean, default=False)
     keywords_zh: Mapped[list[str]] = mapped_column(default=list)
     keywords_bo: Mapped[list[str]] = mapped_column(default=list)
     published_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
 
-    department: Mapped[Department] = relationship()
+    department: Mapped[Department] = relationship(lazy="joined")
 
     @property
     def is_published(self) -> bool:
@@ -196,6 +204,7 @@ class Person(Base):
     home_grid_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))  # the grid they report from or chose
     language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]  # `gridbot person erase`: personal data removed on request
 
     # Not loaded with the person: read them with storage.people when needed.
     identities: Mapped[list[Identity]] = relationship(back_populates="person", lazy="raise")
@@ -251,6 +260,14 @@ class CaseNumberCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# Which states each stage's deadline matters in (kept equal to storage.lifecycle.STAGES by a test).
+DEADLINE_INDEXES = {
+    "accept_deadline": "state = 'reported'",
+    "handling_deadline": "state IN ('transferred', 'in_progress')",
+    "verification_deadline": "state = 'handled'",
+}
+
+
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
@@ -259,6 +276,11 @@ class Case(Base):
         Index("ix_cases_department_state", "department_id", "state"),
         Index("ix_cases_grid_state", "grid_id", "state"),
         Index("ix_cases_state_created", "state", "created_at"),  # work queues, oldest first
+        Index("ix_cases_supervising_state", "supervising_node_id", "state"),
+        # The supervision sweep's passed deadlines: one partial index per stage (lifecycle.STAGES).
+        *(Index(f"ix_cases_{field}_open", field, postgresql_where=text(where), sqlite_where=text(where))
+          for field, where in DEADLINE_INDEXES.items()),
+        Index("ix_cases_anonymised_closed", "anonymised_at", "closed_at"),  # the retention job
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -279,8 +301,15 @@ class Case(Base):
     centre_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))  # grid centre now in charge
     joint_meeting: Mapped[bool] = mapped_column(Boolean, default=False)  # 联席会议
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
-    handling_deadline: Mapped[datetime | None]
-    verification_deadline: Mapped[datetime | None]
+    # One deadline per stage (storage.lifecycle.STAGES), set when the stage begins.
+    accept_deadline: Mapped[datetime | None]  # 受理
+    handling_deadline: Mapped[datetime | None]  # 办理 (限时办结)
+    verification_deadline: Mapped[datetime | None]  # 核查, 24 hours (Art. 17)
+    rating_deadline: Mapped[datetime | None]  # 评价, 7 days after closing
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 延期 granted
+    pending_extension: Mapped[dict[str, Any] | None]  # {"deadline", "reason", "requested_by"} until answered
+    # The next level's grid centre that supervises the case after it ran a working day overdue.
+    supervising_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
     result_text: Mapped[str | None] = mapped_column(Text)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     verification_outcome: Mapped[str | None] = mapped_column(String(16))  # passed | failed
@@ -289,6 +318,11 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    # The grid centre's public wording (Open311), set by the `publish` action; never the resident's own text.
+    public_text: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    # When the retention job (or an erasure) removed the personal data of the case.
+    anonymised_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     # With the number, opens the case on any platform and makes the person a follower.
     access_code: Mapped[str | None] = mapped_column(String(8))
@@ -299,10 +333,37 @@ class Case(Base):
     matter: Mapped[Matter] = relationship(lazy="joined")
     grid: Mapped[Node] = relationship(foreign_keys=[grid_id], lazy="joined")
     centre_node: Mapped[Node] = relationship(foreign_keys=[centre_node_id], lazy="joined")
+    supervising_node: Mapped[Node | None] = relationship(foreign_keys=[supervising_node_id], lazy="joined")
     department: Mapped[Department | None] = relationship(lazy="joined")
     reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="raise")
     attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
     followers: Mapped[list[CaseFollower]] = relationship(lazy="selectin", order_by="CaseFollower.id")
+
+
+class CaseMilestone(Base):
+    """A moment a stage's time limit owes a case: remind, urge (催办), escalate when overdue.
+
+    Armed by the store when a stage begins, fired once by the supervision sweep (or dropped when
+    the case has moved on). Unique per case, stage, trigger and deadline: exactly once per stage.
+    """
+
+    __tablename__ = "case_milestones"
+    __table_args__ = (
+        UniqueConstraint("case_id", "stage", "trigger", "deadline", name="uq_case_milestones_once"),
+        Index("ix_case_milestones_due", "due_at", postgresql_where=text("fired_at IS NULL"),
+              sqlite_where=text("fired_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(32))
+    deadline: Mapped[datetime]  # the stage's deadline this milestone belongs to
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
+
+    event: Mapped[CaseEvent | None] = relationship(lazy="raise")
 
 
 class Attachment(Base):
@@ -413,6 +474,8 @@ class Notification(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
 
+    event: Mapped[CaseEvent] = relationship(lazy="raise")  # set when enqueued, so one flush writes both
+
 
 class ProcessedUpdate(Base):
     """Platform updates already handled: a redelivered update is acknowledged and ignored."""
@@ -486,16 +549,57 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(default=lambda: ["read"])  # read | act | report
+    expires_at: Mapped[datetime | None]
 
 
 class CaseView(Base):
     """Every time a member of staff opened a case card (Art. 19: who saw personal data, and when)."""
 
     __tablename__ = "case_views"
+    __table_args__ = (Index("ix_case_views_viewed_at", "viewed_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | web | api | api_list
     viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeChatAccount(Base):
+    """A WeChat Official Account's shared state: the access token every instance uses, and a pause
+    after WeChat's API quota (45009) ran out."""
+
+    __tablename__ = "wechat_accounts"
+
+    app_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    refreshed_at: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    language_tag_id: Mapped[int | None] = mapped_column(Integer)  # the user tag that shows the Tibetan menu
+
+
+class WeChatFollower(Base):
+    """What the WeChat adapter remembers of one follower: when they last wrote (the 48-hour window of
+    customer-service messages) and the numbered options last shown to them."""
+
+    __tablename__ = "wechat_followers"
+
+    app_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_message_at: Mapped[datetime | None]
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    menu_serial: Mapped[int] = mapped_column(Integer, default=0)
+    menus: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[serial, [button data, …]], …], newest last
+    menu_language: Mapped[str | None] = mapped_column(String(8))  # the language tag set on WeChat
+class PeriodicRun(Base):
+    """When a periodic job last started: one instance claims each run (retention, once a day)."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -20,8 +20,22 @@ DEMO_FILE = DATA / "demo.yaml"
 
 MATTER_FIELDS = (
     "name_zh", "name_bo", "description_zh", "description_bo", "work_kind",
-    "time_limit_hours", "needs_onsite_verification", "keywords_zh", "keywords_bo",
+    "time_limit_hours", "time_limit_working_days", "accept_within_hours", "accept_within_working_hours",
+    "urgent", "needs_onsite_verification", "keywords_zh", "keywords_bo",
 )
+LIMIT_FIELDS = ("time_limit_hours", "time_limit_working_days", "accept_within_hours", "accept_within_working_hours")
+
+
+def _check_limits(code: str, values: dict[str, Any]) -> None:
+    """限时办结 in hours or in working days (one of the two); limits are whole, positive numbers."""
+    for name in LIMIT_FIELDS:
+        value = values.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 24 * 366):
+            raise ValueError(f"matter {code}: {name} must be a positive whole number")
+    if (values.get("time_limit_hours") is None) == (values.get("time_limit_working_days") is None):
+        raise ValueError(f"matter {code}: give time_limit_hours or time_limit_working_days (one of them)")
+    if values.get("accept_within_hours") and values.get("accept_within_working_hours"):
+        raise ValueError(f"matter {code}: give accept_within_hours or accept_within_working_hours, not both")
 
 
 def read_yaml(path: Path | str) -> dict[str, Any]:
@@ -67,6 +81,8 @@ async def load_matters(session: AsyncSession, data: dict[str, Any]) -> dict[str,
         values["description_zh"] = values["description_zh"] or ""
         values["description_bo"] = values["description_bo"] or ""
         values["needs_onsite_verification"] = bool(values["needs_onsite_verification"])
+        values["urgent"] = bool(values["urgent"])
+        _check_limits(row["code"], values)
         values["keywords_zh"] = list(values["keywords_zh"] or [])
         values["keywords_bo"] = list(values["keywords_bo"] or [])
         department = departments[row["department"]]

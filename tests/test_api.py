@@ -318,23 +318,25 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
     for moment in [seen["created_at"], seen["updated_at"]] + [e["at"] for e in seen["timeline"]]:
         assert ISO_WITH_OFFSET.match(moment), moment
     assert [a["action"] for a in seen["allowed_actions"]] == [
-        "escalate", "refer_to_joint_meeting", "transfer", "comment", "reply_to_resident", "merge"]
+        "escalate", "refer_to_joint_meeting", "transfer", "comment", "reply_to_resident", "merge", "publish"]
     transfer = next(a for a in seen["allowed_actions"] if a["action"] == "transfer")
     assert transfer == {"action": "transfer", "role": "centre_staff", "needs": ["department"], "optional": ["note"]}
 
-    assert (await worker.get(f"/api/cases/{case.number}"))["reporter"] == {"phone": PHONE, "phone_masked": False}
+    reporter = (await worker.get(f"/api/cases/{case.number}"))["reporter"]
+    assert reporter == {"phone": PHONE, "phone_masked": False, "name": "孙小红（演示）"}  # the grid's worker contacts them
     own = await resident.get(f"/api/cases/{case.number}")
     assert own["reporter"]["phone"] == PHONE and own["reported_by_you"] is True
-    assert own["allowed_actions"] == [{"action": "add_to_case", "role": "resident", "needs": [], "optional": ["note"]}]
+    assert [a["action"] for a in own["allowed_actions"]] == ["withdraw", "add_to_case"]  # withdraw before handling starts
+    assert own["allowed_actions"][1] == {"action": "add_to_case", "role": "resident", "needs": [], "optional": ["note"]}
     for who in (centre, worker):
         body = await who.get(f"/api/cases/{anonymous.number}")
         assert body["reporter"] is None and body["anonymous"] is True and body["reported_by_you"] is False
 
-    # No staff or resident names anywhere in what the API returns.
+    # No staff names anywhere in what the API returns, and the reporter's name only for those who contact them.
     async with sessionmaker() as session:
         display_names = [p.display_name for p in await session.scalars(select(Person)) if p.display_name]
-    text = json.dumps(seen, ensure_ascii=False) + json.dumps(own, ensure_ascii=False)
-    assert not [n for n in display_names if n in text]
+    assert not [n for n in display_names if n in json.dumps(seen, ensure_ascii=False)]
+    assert not [n for n in display_names if n != "孙小红（演示）" and n in json.dumps(own, ensure_ascii=False)]
 
     async with sessionmaker() as session:
         views = list(await session.scalars(select(CaseView).order_by(CaseView.id)))
@@ -346,11 +348,14 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
         (anonymous.id, "centre_staff", "api"),
         (anonymous.id, "grid_worker", "api"),
     ]
-    # Listing and looking at the actions are not reads of the case card.
+    # A staff list is a read of every case it shows (Art. 19); looking at the actions is not.
     await centre.get("/api/cases")
     await centre.get(f"/api/cases/{case.number}/actions")
+    await resident.get("/api/cases")  # the reporter reading their own list is no staff read
     async with sessionmaker() as session:
-        assert len(list(await session.scalars(select(CaseView)))) == len(views)
+        listed = list(await session.scalars(select(CaseView).where(CaseView.id > views[-1].id)))
+    assert sorted((v.case_id, v.role, v.channel) for v in listed) == sorted(
+        [(case.id, "centre_staff", "api_list"), (anonymous.id, "centre_staff", "api_list")])
 
 
 async def test_concerned_residents_only_for_those_who_need_them(client):
@@ -374,8 +379,9 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
     path = f"/api/cases/{case.number}/actions"
 
     actions = await centre.get(path)
-    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment", "reply_to_resident", "merge"]
-    assert [a["action"] for a in (await resident.get(path))["actions"]] == ["add_to_case"]
+    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment", "reply_to_resident",
+                                                        "merge", "publish"]
+    assert [a["action"] for a in (await resident.get(path))["actions"]] == ["withdraw", "add_to_case"]
 
     answer = await centre.post(f"{path}/accept")
     schema_check(answer["case"], "CaseDetail")
@@ -386,7 +392,15 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
     assert answer["case"]["department"]["code"] == "urban_management"
     assert ISO_WITH_OFFSET.match(answer["case"]["handling_deadline"])
     await handler.post(f"{path}/start_handling")
-    await handler.post(f"{path}/extend_deadline", {"reason": "等配件", "hours": "24"})
+    before = (await centre.get(f"/api/cases/{case.number}"))["handling_deadline"]
+    answer = await handler.post(f"{path}/request_extension", {"reason": "等配件", "hours": "24"})
+    assert answer["case"]["handling_deadline"] == before  # not before the centre approves
+    assert {"approve_extension", "refuse_extension"} <= {a["action"] for a in (await centre.get(path))["actions"]}
+    assert (await centre.post(f"{path}/request_extension", {"reason": "x", "hours": 2}, status=403))["error"]["code"] == "forbidden"
+    answer = await centre.post(f"{path}/approve_extension")
+    assert answer["case"]["handling_deadline"] != before and answer["case"]["extension_count"] == 1
+    assert answer["case"]["deadline"] == {"stage": "handle", "due": answer["case"]["handling_deadline"], "overdue": False}
+    assert (await centre.post(f"{path}/approve_extension", status=409))["error"]["code"] == "no_extension_pending"
     answer = await handler.post(f"{path}/submit_result", {"result": "已更换灯泡"})
     assert answer["case"]["state"] == "handled" and answer["case"]["verification_deadline"]
     # The matter needs on-site checking: the grid's worker verifies, not the centre.
@@ -404,8 +418,8 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
         notices = list(await session.scalars(select(Notification).where(Notification.case_id == case.id)))
     assert [(e.action, e.actor_role) for e in events] == [
         ("report", "resident"), ("accept", "centre_staff"), ("transfer", "centre_staff"),
-        ("start_handling", "department_handler"), ("extend_deadline", "department_handler"),
-        ("submit_result", "department_handler"), ("verify_pass", "grid_worker"), ("rate", "resident"),
+        ("start_handling", "department_handler"), ("request_extension", "department_handler"),
+        ("approve_extension", "centre_staff"), ("submit_result", "department_handler"), ("verify_pass", "grid_worker"), ("rate", "resident"),
         ("reopen", "resident"),
     ]
     assert events[2].note == "请尽快" and events[2].data["department"] == "urban_management"
@@ -450,10 +464,15 @@ async def test_action_errors_have_stable_codes(client):
     await centre.post(f"{path}/transfer", {"department": "urban_management"})
     await handler.post(f"{path}/start_handling")
     for hours in ("soon", 1.5, True):
-        body = await handler.post(f"{path}/extend_deadline", {"reason": "r", "hours": hours}, status=422)
+        body = await handler.post(f"{path}/request_extension", {"reason": "r", "hours": hours}, status=422)
         assert body["error"] == {"code": "invalid_input", "message": "hours must be an integer", "details": {"field": "hours"}}
-    body = await handler.post(f"{path}/extend_deadline", {"reason": "r", "hours": 10000}, status=422)
-    assert body["error"]["code"] == "invalid_input"
+    for bad in ({"hours": 10000}, {"hours": -3}, {"working_days": 0}, {"deadline": "2020-01-01"}, {"deadline": "soon"}):
+        body = await handler.post(f"{path}/request_extension", {"reason": "r", **bad}, status=422)
+        assert body["error"]["code"] == "invalid_input", bad
+    body = await handler.post(f"{path}/request_extension", {"reason": "r"}, status=422)
+    assert body["error"]["code"] == "missing_input"
+    assert (await handler.post(f"{path}/return_to_centre", {"reason": "lazy", "note": "x"}, status=422))["error"]["code"] == "invalid_input"
+    assert (await handler.post(f"{path}/urge", status=403))["error"]["code"] == "forbidden"  # the sweep's, nobody else's
 
     # Nothing of the refused attempts reached the case's history.
     async with sessionmaker() as session:

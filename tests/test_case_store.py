@@ -199,12 +199,14 @@ async def test_resolved_on_the_spot_by_the_grid_worker(sessionmaker, world):
         await store.act(other.number, world.worker_g1, "resolve_on_spot", result="x")
 
 
-async def test_extension_moves_the_deadline(sessionmaker, world):
+async def test_extension_moves_the_deadline_once_approved(sessionmaker, world):
     store = CaseStore(sessionmaker)
     case = await report(store, world)
     case = await walk(store, world, case.number, *TO_HANDLED[:3])
     deadline = case.handling_deadline
-    case = await store.act(case.number, world.handler_urban, "extend_deadline", reason="等配件", hours=48)
+    case = await store.act(case.number, world.handler_urban, "request_extension", reason="等配件", hours=48)
+    assert case.handling_deadline == deadline
+    case = await store.act(case.number, world.centre_t1, "approve_extension")
     assert case.handling_deadline - deadline == timedelta(hours=48)
     assert case.state == "in_progress"
 
@@ -260,7 +262,11 @@ ROLE_REFUSALS = [
     ("escalate", [], ["centre_t2", "worker_g1", "handler_urban", "resident"]),
     ("transfer", TO_HANDLED[:1], ["centre_t2", "worker_g1", "handler_urban", "resident"]),
     ("start_handling", TO_HANDLED[:2], ["handler_civil", "centre_t1", "worker_g1", "resident"]),
-    ("extend_deadline", TO_HANDLED[:3], ["handler_civil", "centre_t1", "worker_g1", "resident"]),
+    ("request_extension", TO_HANDLED[:3], ["handler_civil", "centre_t1", "worker_g1", "resident"]),
+    ("return_to_centre", TO_HANDLED[:3], ["handler_civil", "centre_t1", "worker_g1", "resident"]),
+    ("withdraw", TO_HANDLED[:2], ["other_resident", "centre_t1", "worker_g1", "handler_urban"]),
+    ("remind", [], ["centre_t1", "worker_g1", "handler_urban", "resident", "chief_g1"]),
+    ("urge", [], ["centre_t1", "worker_g1", "handler_urban", "resident", "chief_g1"]),
     ("submit_result", TO_HANDLED[:3], ["handler_civil", "centre_t1", "worker_g1", "resident"]),
     ("verify_pass", TO_HANDLED, ["worker_g3", "handler_urban", "resident", "centre_t2"]),
     ("verify_fail", TO_HANDLED, ["worker_g3", "handler_urban", "resident", "centre_t2"]),

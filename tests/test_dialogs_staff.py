@@ -171,10 +171,13 @@ async def test_reject_with_a_listed_reason_tells_the_resident(demo):
     await centre.run([
         (Press(f"act:{number}:reject"), ["Choose the reason, or type it.", lambda c: "input:duplicate" in c.buttons()]),
         (Press("input:duplicate"), "Type the number of the case it duplicates."),
-        ("LS-20260101-0001", "Done. Case {number} is now: {state}"),
+        ("LS-20260101-0001", ["Not accept case {number}? This cannot be undone. The resident is told the reason and what they "
+                              "can do next. Reason: {reason}", lambda c: "与事件LS-20260101-0001重复" in c.text]),
+        (Press("input:confirm"), "Done. Case {number} is now: {state}"),
     ])
     text = await render_last(demo, "resident-zh", "zh")
     assert "LS-20260101-0001" in text
+    assert translate("zh", "What you can do: follow case {number}, which is about the same problem.", number="LS-20260101-0001") in text
     assert translate("bo", "Duplicate of case {number}", number="LS-20260101-0001") in await render_last(demo, "resident-zh", "bo")
 
 
@@ -184,10 +187,26 @@ async def test_extension_escalation_comment_and_prompt(demo):
     centre, handler, chief = staff(engine, CENTRE, "zh"), staff(engine, HANDLER, "bo"), staff(engine, CHIEF, "zh")
     await centre.run([(Press(f"act:{number}:accept"), []), (Press(f"act:{number}:transfer"), []), (Press("input:urban_management"), [])])
     await handler.run([
-        (Press(f"act:{number}:extend_deadline"), "Please give the reason."),
-        ("等待配件", ["How much more time is needed?", lambda c: "input:48" in c.buttons()]),
-        (Press("input:48"), "Done. Case {number} is now: {state}"),
+        (Press(f"act:{number}:request_extension"), "Please give the reason."),
+        ("等待配件", ["How much more time is needed? Choose, or type the new date (for example 2026-12-24).",
+                   lambda c: "input:wd:2" in c.buttons()]),
+        ("明天", "Please type the date like this: 2026-12-24."),
+        (Press("input:wd:2"), "Done. Case {number} is now: {state}"),
+        (Press(f"case:{number}"), lambda c: f"act:{number}:request_extension" not in c.buttons()),  # one at a time
     ])
+    async with demo() as session:
+        before = (await session.scalar(select(Case).where(Case.number == number))).handling_deadline
+    assert (await notices_for(demo, CENTRE))[-1].message_key == "request_extension.centre"
+    await centre.run([
+        (Press(f"case:{number}"), [lambda c: "等待配件" in c.text, lambda c: f"act:{number}:approve_extension" in c.buttons(),
+                                  lambda c: f"act:{number}:refuse_extension" in c.buttons()]),
+        (Press(f"act:{number}:approve_extension"), "Done. Case {number} is now: {state}"),
+    ])
+    async with demo() as session:
+        after = (await session.scalar(select(Case).where(Case.number == number))).handling_deadline
+    assert after > before
+    told = await render_last(demo, "resident-zh", "zh")
+    assert told.startswith(f"您的事件{number}") and "延长" in told
     await chief.run([
         (Press(f"case:{number}"), lambda c: f"act:{number}:prompt" in c.buttons() and f"act:{number}:accept" not in c.buttons()),
         (Press(f"act:{number}:prompt"), "Please type your note."),
@@ -318,7 +337,8 @@ async def test_staff_notes_stay_internal_and_listed_reasons_reach_the_resident_i
     centre = staff(engine, CENTRE, "zh")
     chief = staff(engine, CHIEF, "zh")
     await chief.run([(Press(f"act:{number}:comment"), []), ("举报人情绪激动，注意沟通方式", "Done. Case {number} is now: {state}")])
-    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:insufficient"), "Done. Case {number} is now: {state}")])
+    await centre.run([(Press(f"act:{number}:reject"), []), (Press("input:insufficient"), []),
+                      (Press("input:confirm"), "Done. Case {number} is now: {state}")])
     await resident.run([
         (number, [lambda c: "举报人" not in c.text,  # the comment is for staff only
                   ("Reason: {reason}", {"reason": translate("bo", "Insufficient information")})]),
@@ -351,3 +371,49 @@ async def test_staff_get_the_case_photos_and_its_place(demo):
     card = worker.replies[0]
     assert [(m["kind"], m["platform"], m["file_id"], m["variant"]) for m in card.media] == [("photo", "web", "photo-1", "original")]
     assert card.location == [29.6558, 91.1220] and "29.655800, 91.122000" in card.text
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_a_department_returns_a_case_that_is_not_theirs(demo, language):
+    engine = Engine(demo)
+    _, number = await resident_report(engine, language, user=f"resident-{language}")
+    centre = staff(engine, CENTRE, "zh")
+    await centre.run([(Press(f"act:{number}:accept"), []), (Press(f"act:{number}:transfer"), []), (Press("input:urban_management"), [])])
+    handler = staff(engine, HANDLER, "bo")
+    await handler.run([
+        (Press(f"act:{number}:return_to_centre"), ["Why is it not yours? Choose the reason.",
+                                                    lambda c: "input:not_our_duty" in c.buttons()]),
+        ("随便", "Please answer with the buttons, or type the text."),
+        (Press("input:not_our_duty"), "Please explain to the grid centre, e.g. who should handle it instead."),
+        ("供电公司的线路", "Done. Case {number} is now: {state}"),
+    ])
+    text = await render_last(demo, CENTRE, "zh")
+    assert "不属于本部门职责" in text and "供电公司的线路" in text
+    await centre.run([
+        (Press("staff:queue"), lambda c: f"case:{number}" in c.buttons()),
+        (Press(f"case:{number}"), [lambda c: "不属于本部门职责" in c.text, lambda c: f"act:{number}:transfer" in c.buttons()]),
+        (Press(f"act:{number}:transfer"), lambda c: c.buttons()[0] == "input:urban_management"),  # the owner first
+    ])
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_the_resident_withdraws_a_report(demo, language):
+    engine = Engine(demo)
+    resident, number = await resident_report(engine, language, user=f"resident-{language}")
+    await resident.run([
+        (Press(f"case:{number}"), lambda c: f"withdraw:{number}" in c.buttons()),
+        (Press(f"withdraw:{number}"), "Do you want to withdraw case {number}? The grid centre will stop working on it. "
+                                      "You may type why, or press Withdraw."),
+        ("已经修好了" if language == "zh" else "ལེགས་བཅོས་བྱས་ཟིན།", "Case {number} is withdrawn. Thank you for letting us know."),
+        (Press(f"case:{number}"), [lambda c: f"withdraw:{number}" not in c.buttons(),
+                                  lambda c: translate(language, "Withdrawn by the resident") in c.text]),
+    ])
+    assert (await notices_for(demo, CENTRE))[-1].message_key == "withdraw.centre"
+    second_chat, second = await resident_report(engine, language, user=f"resident-{language}-2")
+    centre, handler = staff(engine, CENTRE, "zh"), staff(engine, HANDLER, "bo")
+    await centre.run([(Press(f"act:{second}:accept"), []), (Press(f"act:{second}:transfer"), []), (Press("input:urban_management"), [])])
+    await second_chat.run([(Press(f"case:{second}"), lambda c: f"withdraw:{second}" in c.buttons()),
+                           (Press(f"withdraw:{second}"), lambda c: "confirm:withdraw" in c.buttons())])
+    await handler.run([(Press(f"act:{second}:start_handling"), "Done. Case {number} is now: {state}")])
+    await second_chat.run([(Press("confirm:withdraw"),
+                            "Case {number} can no longer be withdrawn: the department has started handling it.")])

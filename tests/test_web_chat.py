@@ -361,9 +361,11 @@ async def test_size_limits_and_validation(aiohttp_client, runtime):
     assert response.status == 413
     assert (await user.photo(png() + b"\x00" * 2000, status=413))["error"]["code"] == "too_large"
     assert (await user.photo(b"<svg onload=alert(1)></svg>", status=415))["error"]["code"] == "invalid_photo"
-    for bad in [{"kind": "photo"}, {"kind": "location", "latitude": 200, "longitude": 0}, {"kind": "contact", "phone": "call me"},
+    for bad in [{"kind": "photo"}, {"kind": "location", "latitude": 200, "longitude": 0}, {"kind": "contact", "phone": 5},
                 {"kind": "button", "data": "x" * 65}, {"kind": "text", "text": "  "}, "hello"]:
         assert (await user.post(bad, status=400))["error"]["code"] == "invalid_message"
+    # Typed into the phone box but no phone number: the dialog answers it (the page shows that answer).
+    assert (await user.post({"kind": "contact", "phone": "123"}))["replies"]
     for body in [{"client_id": "demo-resident-zh", "message_id": "1", "message": {"kind": "text", "text": "/start"}},
                  {"client_id": user.client_id, "message_id": "no spaces", "message": {"kind": "text", "text": "/start"}}]:
         response = await client.post("/chat/send", json=body)

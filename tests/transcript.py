@@ -23,6 +23,27 @@ def latin_leftovers(text: str) -> list[str]:
     return re.findall(r"[A-Za-z]{2,}", _ALLOWED_LATIN.sub("", text))
 
 
+_DIGITS_ALLOWED_IN_BO = re.compile(
+    r"\b11[09]\b|\b120\b|LS-\d{8}-\d{4,}|[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}|https?://\S+|\+?\d[\d* \-]{5,}\d|[0-9]{4}-[A-Z0-9-]+"
+    # What a person typed in Chinese, shown as typed (an address such as 3号楼东侧).
+    r"|[0-9]+(?=[\u4e00-\u9fff])|(?<=[\u4e00-\u9fff])[0-9]+")
+
+
+def ascii_digits_in_tibetan(text: str) -> list[str]:
+    """ASCII digits in a Tibetan reply, apart from case numbers, phone numbers, codes and links (སྐར་མ་30)."""
+    return re.findall(r"[0-9]+", _DIGITS_ALLOWED_IN_BO.sub("", text))
+
+
+def ascii_colons_in_chinese(text: str) -> list[str]:
+    """ASCII colons in a Chinese reply, apart from times (16:05) and links: labels take ：."""
+    return re.findall(r".{0,6}(?<![0-9]):(?![0-9]).{0,6}", re.sub(r"https?://\S+", "", text))
+
+
+def glued_to_tibetan(text: str) -> list[str]:
+    """A Latin word or number glued to Tibetan letters (a placeholder filled without a tsheg or space)."""
+    return re.findall(r"[\u0f40-\u0fbc][A-Za-z0-9]+|[A-Za-z0-9]+[\u0f40-\u0fbc]", text)
+
+
 def fixed_parts(language: str, msgid: str) -> list[str]:
     """The translated message split at its placeholders: the parts a reply must contain."""
     return [part.strip() for part in PLACEHOLDER.split(translate(language, msgid))[::2] if part.strip()]
@@ -37,6 +58,13 @@ def says(language: str, replies: list[Reply], msgid: str, **params: Any) -> bool
 
 @dataclass
 class Press:
+    data: str
+
+
+@dataclass
+class PressOld:
+    """A button of an older message, pressed again (a person scrolling up)."""
+
     data: str
 
 
@@ -82,6 +110,8 @@ class Chat:
                 f"no button {what.data!r} on screen: {last_buttons}"
             )
             message = Inbound.press(what.data)
+        elif isinstance(what, PressOld):
+            message = Inbound.press(what.data)
         elif isinstance(what, Location):
             message = Inbound.at(what.latitude, what.longitude)
         elif isinstance(what, Photo):
@@ -111,6 +141,13 @@ class Chat:
             if self.language == "bo":
                 leftovers = latin_leftovers(self.text)
                 assert not leftovers, f"line {number}: Latin-script fallback in a Tibetan reply: {leftovers}\n{self.text}"
+                digits = ascii_digits_in_tibetan(self.text)
+                assert not digits, f"line {number}: ASCII digits in a Tibetan reply: {digits}\n{self.text}"
+                glued = glued_to_tibetan(self.text)
+                assert not glued, f"line {number}: glued to Tibetan letters: {glued}\n{self.text}"
+            if self.language == "zh":
+                colons = ascii_colons_in_chinese(self.text)
+                assert not colons, f"line {number}: ASCII colon in a Chinese reply: {colons}\n{self.text}"
             for item in expected if isinstance(expected, list) else [expected]:
                 if callable(item):
                     ok = item(self)

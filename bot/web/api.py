@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from storage import access, api_tokens, cases, queries
+from storage import access, api_tokens, audit, cases, deadlines, queries
 from storage.db import writing
 from storage.lifecycle import (
     BY_TRIGGER,
@@ -34,10 +34,12 @@ from storage.lifecycle import (
     MissingInput,
     NotAllowedInState,
     NotPermitted,
+    Refused,
 )
 from storage.models import Case, CaseEvent, CaseSource, CaseView, Matter, Node, NodeLevel, Person, Role, RoleAssignment
 from storage.people import active_roles
-from storage.timeutil import local
+from storage.reading import CaseReading, Reader, reading_for
+from storage.timeutil import local, utcnow
 
 from .media import LINKS
 from .security import RateLimiter
@@ -52,8 +54,8 @@ MAX_BODY = 64 * 1024
 # Inputs a client may send with an action, and their types. `next_centre` is never taken from
 # the client: the store finds the centre one level up.
 INPUT_TYPES: dict[str, type] = {
-    "reason": str, "result": str, "department": str, "hours": int, "rating": str, "comment": str, "note": str,
-    "into": str,
+    "reason": str, "result": str, "department": str, "hours": int, "working_days": int, "deadline": str,
+    "rating": str, "comment": str, "note": str, "public_text": str, "into": str,
 }
 SERVER_INPUTS = {"next_centre", "content"}
 
@@ -62,6 +64,7 @@ DOMAIN_ERRORS: list[tuple[type[CaseError], int, str]] = [
     (CaseNotFound, 404, "not_found"),
     (NotPermitted, 403, "forbidden"),
     (NotAllowedInState, 409, "not_allowed_in_state"),
+    (Refused, 409, None),  # its own code: deadline_passed, too_many_extensions, no_extension_pending …
     (ConcurrentChange, 409, "concurrent_change"),
     (MissingInput, 422, "missing_input"),
 ]
@@ -98,7 +101,7 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 def domain_error(exc: CaseError) -> tuple[int, str]:
     for cls, status, code in DOMAIN_ERRORS:
         if isinstance(exc, cls):
-            return status, code
+            return status, code or exc.code
     return 422, exc.code  # invalid_input, matter_not_published, location_outside_grids, …
 
 
@@ -143,8 +146,9 @@ def names(thing) -> dict[str, str] | None:
     return {"code": thing.code, "name_zh": thing.name_zh, "name_bo": thing.name_bo}
 
 
-def case_summary(case: Case, person_id: int) -> dict[str, Any]:
-    """What a list row shows: no reporter, no location."""
+def case_summary(case: Case, person_id: int, reading: CaseReading) -> dict[str, Any]:
+    """What a list row shows: no reporter, no location; the description as the reading rule allows."""
+    description = reading.description()
     return {
         "number": case.number,
         "state": case.state,
@@ -153,21 +157,38 @@ def case_summary(case: Case, person_id: int) -> dict[str, Any]:
         "grid": names(case.grid),
         "centre": {**names(case.centre_node), "level": case.centre_node.level.value},
         "department": names(case.department),
-        "description": case.description,
+        "description": description,
+        "description_withheld": description is None,
         "description_language": case.description_language,
         "anonymous": case.anonymous,
         "reported_by_you": case.reporter_id == person_id,
         "joint_meeting": case.joint_meeting,
+        "deadline": deadline_view(case),
+        "accept_deadline": iso(case.accept_deadline),
         "handling_deadline": iso(case.handling_deadline),
         "verification_deadline": iso(case.verification_deadline),
+        "rating_deadline": iso(case.rating_deadline),
+        "extension_count": case.extension_count or 0,
+        "supervising_centre": names(case.supervising_node),
         "created_at": iso(case.created_at),
         "updated_at": iso(case.updated_at),
         "closed_at": iso(case.closed_at),
     }
 
 
-def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
-    """One line of the timeline: the role that acted, never the person's name."""
+def deadline_view(case: Case) -> dict[str, Any] | None:
+    """The current stage's time limit: {stage, due, overdue}, or None when the stage has none."""
+    current = deadlines.deadline_of(case)
+    if current is None:
+        return None
+    return {"stage": current[0], "due": iso(current[1]), "overdue": deadlines.is_overdue(case, utcnow())}
+
+
+def event_view(event: CaseEvent, person_id: int, reading: CaseReading) -> dict[str, Any] | None:
+    """One line of the timeline: the role that acted, never the person's name; notes as the rule allows."""
+    seen = reading.event(event)
+    if not seen.shown:
+        return None
     return {
         "at": iso(event.created_at),
         "actor_role": event.actor_role,
@@ -175,16 +196,20 @@ def event_view(event: CaseEvent, person_id: int) -> dict[str, Any]:
         "action": event.action,
         "from_state": event.from_state,
         "to_state": event.to_state,
-        "note": event.note,
-        "data": event.data or {},
+        "note": seen.note,
+        "data": seen.data,
     }
 
 
 def action_inputs(trigger: str) -> tuple[list[str], list[str]]:
     """(needed, optional) inputs of an action, as a client sends them."""
-    needs = [n for n in BY_TRIGGER[trigger].get("needs", []) if n not in SERVER_INPUTS]
-    optional = ["comment"] if trigger == "rate" else []
-    if "note" not in needs:
+    declared = BY_TRIGGER[trigger]
+    needs = [n for n in declared.get("needs", []) if n not in SERVER_INPUTS]
+    optional = [n for n in declared.get("optional", []) if n not in needs]
+    if trigger == "request_extension":  # the new deadline, or how much more time: one of the three
+        needs.remove("deadline")
+        optional = ["deadline", *optional]
+    if "note" not in needs and "note" not in optional:
         optional.append("note")
     return needs, optional
 
@@ -198,13 +223,16 @@ def actions_view(person_id: int, assignments: list[RoleAssignment], case: Case) 
     return result
 
 
-def reporter_view(person_id: int, assignments: list[RoleAssignment], case: Case) -> dict[str, Any] | None:
-    """The reporter's contact: never for an anonymous report; the phone in full only for those who need it."""
-    if case.anonymous:
+def reporter_view(case: Case, reading: CaseReading, name: str | None) -> dict[str, Any] | None:
+    """The reporter's contact: never for an anonymous report; phone and name as the reading rule allows."""
+    if case.anonymous and not reading.readers & {Reader.reporter}:
         return None
-    full = case.reporter_id == person_id or access.sees_phone(assignments, case)
-    phone = case.contact_phone
-    return {"phone": phone if full else access.mask_phone(phone), "phone_masked": bool(phone) and not full}
+    phone, masked = reading.phone()
+    view: dict[str, Any] = {"phone": phone, "phone_masked": masked}
+    shown_name = reading.reporter_name(name)
+    if shown_name:
+        view["name"] = shown_name
+    return view
 
 
 def attachment_view(attachment, media_url: str | None) -> dict[str, Any]:
@@ -214,22 +242,27 @@ def attachment_view(attachment, media_url: str | None) -> dict[str, Any]:
 
 
 def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment],
-                media_urls: dict[int, str] | None = None) -> dict[str, Any]:
-    full = case.reporter_id == person_id or access.sees_phone(assignments, case)
+                reporter_name: str | None = None, media_urls: dict[int, str] | None = None) -> dict[str, Any]:
+    reading = reading_for(person_id, assignments, case)
+    latitude, longitude = reading.location()
+    timeline = [e for e in (event_view(e, person_id, reading) for e in events) if e is not None]
     media_urls = media_urls or {}
     return {
-        **case_summary(case, person_id),
-        "location": {"latitude": case.latitude, "longitude": case.longitude, "address": case.address},
-        "reporter": reporter_view(person_id, assignments, case),
-        "concerned_residents": case.concerned_residents if full else None,
-        "result": case.result_text,
-        "rejection_reason": case.rejection_reason,
+        **case_summary(case, person_id, reading),
+        "location": {"latitude": latitude, "longitude": longitude, "address": reading.address()},
+        "reporter": reporter_view(case, reading, reporter_name),
+        "concerned_residents": reading.concerned_residents(),
+        "result": reading.result(),
+        "rejection_reason": reading.rejection_reason(),
         "verification_outcome": case.verification_outcome,
         "satisfaction": case.satisfaction,
-        "satisfaction_comment": case.satisfaction_comment,
-        "attachments": [attachment_view(a, media_urls.get(a.id)) for a in case.attachments],
-        "timeline": [event_view(e, person_id) for e in events],
+        "satisfaction_comment": reading.satisfaction_comment(),
+        "public_text": case.public_text,
+        "published_at": iso(case.published_at),
+        "attachments": [attachment_view(a, media_urls.get(a.id)) for a in reading.photos()],
+        "timeline": timeline,
         "allowed_actions": actions_view(person_id, assignments, case),
+        "audit_readable": audit.may_read_audit(reading.readers),
     }
 
 
@@ -243,6 +276,10 @@ def viewing_role(person_id: int, assignments: list[RoleAssignment], case: Case) 
     return Role.resident.value
 
 
+async def reporter_name(session, case: Case) -> str | None:
+    return None if case.anonymous else await session.scalar(select(Person.display_name).where(Person.id == case.reporter_id))
+
+
 def matter_view(matter: Matter) -> dict[str, Any]:
     return {
         "code": matter.code,
@@ -253,6 +290,10 @@ def matter_view(matter: Matter) -> dict[str, Any]:
         "work_kind": matter.work_kind,
         "department": names(matter.department),
         "time_limit_hours": matter.time_limit_hours,
+        "time_limit_working_days": matter.time_limit_working_days,
+        "accept_within_hours": matter.accept_within_hours,
+        "accept_within_working_hours": matter.accept_within_working_hours,
+        "urgent": matter.urgent,
         "needs_onsite_verification": matter.needs_onsite_verification,
         "keywords_zh": list(matter.keywords_zh or []),
         "keywords_bo": list(matter.keywords_bo or []),
@@ -371,14 +412,16 @@ class CaseApi:
     def sessionmaker(self):
         return self.runtime.sessionmaker
 
-    async def caller(self, request: web.Request) -> Caller:
+    async def caller(self, request: web.Request, scope: str = "read") -> Caller:
         scheme, _, secret = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError(401, "unauthorized", "send a token: Authorization: Bearer <token> (gridbot token create)")
         async with self.sessionmaker() as session:
             token = await api_tokens.authenticate(session, secret.strip())
             if token is None:
-                raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+                raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked")
+            if not api_tokens.has_scope(token, scope):
+                raise ApiError(403, "insufficient_scope", f"this token lacks the {scope!r} scope (gridbot token create --scope {scope})")
             caller = Caller(token.person_id, token.id)
             touch = api_tokens.needs_touch(token)
         wait = self.limiter.take(f"token:{caller.token_id}")
@@ -426,17 +469,19 @@ class CaseApi:
             created_before=queries.parse_time(created_to, field="created_to", end=True) if created_to else None,
         )
         limit, offset = integer(params, "limit", queries.DEFAULT_LIMIT), integer(params, "offset", 0)
-        async with self.sessionmaker() as session:
+        async with self.sessionmaker.begin() as session:
+            await writing(session)
             assignments = await active_roles(session, caller.person_id)
             found, total = await queries.cases_in_scope(
                 session, caller.person_id, assignments, filters, limit=limit, offset=offset
             )
-            return json_response({
-                "cases": [case_summary(c, caller.person_id) for c in found],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-            })
+            rows = []
+            for case in found:
+                rows.append(case_summary(case, caller.person_id, reading_for(caller.person_id, assignments, case)))
+                role = viewing_role(caller.person_id, assignments, case)
+                if role != Role.resident.value:  # a staff read of the case's description: recorded (Art. 19)
+                    session.add(CaseView(case_id=case.id, person_id=caller.person_id, role=role, channel="api_list"))
+        return json_response({"cases": rows, "total": total, "limit": limit, "offset": offset})
 
     async def get_case(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
@@ -448,7 +493,8 @@ class CaseApi:
             assignments = await active_roles(session, caller.person_id)
             role = viewing_role(caller.person_id, assignments, case)
             media_urls = await self.media_urls(request, case) if role != Role.resident.value else {}
-            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments, media_urls)
+            detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments,
+                                 await reporter_name(session, case), media_urls)
             session.add(CaseView(case_id=case.id, person_id=caller.person_id, role=role, channel="api"))
         return json_response(detail)
 
@@ -467,8 +513,24 @@ class CaseApi:
             return json_response({"number": case.number, "state": case.state,
                                   "actions": actions_view(caller.person_id, assignments, case)})
 
-    async def act(self, request: web.Request) -> web.Response:
+    async def audit_trail(self, request: web.Request) -> web.Response:
+        """Who viewed and who changed the case: for grid chiefs and grid centre staff of its area."""
         caller = await self.caller(request)
+        query_params(request, set())
+        async with self.sessionmaker() as session:
+            case = await cases.case_for_person(session, caller.person_id, request.match_info["number"])
+            assignments = await active_roles(session, caller.person_id)
+            if not audit.may_read_audit(reading_for(caller.person_id, assignments, case).readers):
+                raise ApiError(403, "forbidden", "the audit trail is for the grid chief and the grid centre of the area")
+            entries = await audit.case_trail(session, case)
+        return json_response({
+            "number": case.number,
+            "entries": [{"at": iso(e.at), "kind": e.kind, "person_id": e.person_id, "name": e.name, "role": e.role,
+                         "channel" if e.kind == "view" else "action": e.what} for e in entries],
+        })
+
+    async def act(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request, "act")
         trigger = request.match_info["trigger"]
         if trigger not in BY_TRIGGER:
             raise ApiError(404, "not_found", f"no action {trigger!r}; actions are " + ", ".join(BY_TRIGGER))
@@ -482,10 +544,11 @@ class CaseApi:
                 case = await cases.act(session, number, caller.person_id, trigger, **inputs)
             assignments = await active_roles(session, caller.person_id)
             events = await cases.timeline(session, case.id)
-            detail = case_detail(case, events, caller.person_id, assignments)
+            detail = case_detail(case, events, caller.person_id, assignments, await reporter_name(session, case))
             session.add(CaseView(case_id=case.id, person_id=caller.person_id,
                                  role=viewing_role(caller.person_id, assignments, case), channel="api"))
-        return json_response({"case": detail, "event": detail["timeline"][-1]})
+        last = event_view(events[-1], caller.person_id, reading_for(caller.person_id, assignments, case))
+        return json_response({"case": detail, "event": last})
 
     async def matters(self, request: web.Request) -> web.Response:
         await self.caller(request)
@@ -555,6 +618,7 @@ def setup(app: web.Application, runtime, limits: ApiLimits | None = None) -> Non
     app.router.add_get("/api/cases", api.list_cases)
     app.router.add_get("/api/cases/{number}", api.get_case)
     app.router.add_get("/api/cases/{number}/actions", api.case_actions)
+    app.router.add_get("/api/cases/{number}/audit", api.audit_trail)
     app.router.add_post("/api/cases/{number}/actions/{trigger}", api.act)
     app.router.add_get("/api/matters", api.matters)
     app.router.add_get("/api/grids", api.grids)

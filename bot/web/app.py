@@ -26,7 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> web.Application:
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[security.host_check(runtime.settings)])
     app[RUNTIME] = runtime
     security.setup(app, https=(runtime.settings.public_url or "").startswith("https://"))
     app.router.add_get("/healthz", healthz)

@@ -87,7 +87,15 @@ STRINGS = {
     "voice_unreadable": N_("This recording could not be read. Please try again."),
     "microphone_failed": N_("The microphone could not be used. Allow microphone access, or type your message."),
     "open_map": N_("📍 Open the place on a map"),
+    "send_refused": N_("This message was not accepted. Please check it and try again."),
+    "menu_label": N_("Menu"),
+    "photo_label": N_("Photo"),
 }
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(body=(STATIC_DIR / "favicon.ico").read_bytes(), content_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
 
 def _after(value: str | None) -> int:
     """The id of the last inbox message the page has (0: none)."""
@@ -110,8 +118,9 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
 
 
 def page_strings(language: str, limits: ChatLimits) -> dict[str, str]:
-    params = {"size": f"{number(language, limits.photo_bytes // (1024 * 1024))} MB",
-              "voice_size": f"{number(language, stored_media.MAX_VOICE_BYTES // (1024 * 1024))} MB",
+    params = {"size": translate(language, "{megabytes} MB", megabytes=number(language, limits.photo_bytes // (1024 * 1024))),
+              "voice_size": translate(language, "{megabytes} MB",
+                                      megabytes=number(language, stored_media.MAX_VOICE_BYTES // (1024 * 1024))),
               "minutes": number(language, stored_media.MAX_VOICE_SECONDS // 60)}
     return {key: translate(language, msgid, **{k: v for k, v in params.items() if "{" + k in msgid}) for key, msgid in STRINGS.items()}
 
@@ -343,8 +352,11 @@ class WebChat:
                 raise WebError(400, "invalid_message", "message.latitude and message.longitude must be WGS84 degrees")
             return Inbound.at(float(latitude), float(longitude))
         phone = raw.get("phone")
-        if not isinstance(phone, str) or not PHONE.match(phone.strip()):
+        if not isinstance(phone, str) or not phone.strip() or len(phone) > 64:
             raise WebError(400, "invalid_message", "message.phone must be a phone number")
+        if not PHONE.match(phone.strip()):
+            # Typed into the phone box but not a number (`123`): the dialog answers it, as it answers typed text.
+            return Inbound.of_text(phone.strip())
         return Inbound("contact", phone=phone.strip())
 
     async def photo(self, request: web.Request) -> web.Response:
@@ -520,5 +532,6 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     app.router.add_get("/chat/inbox", guarded(chat.inbox))
     app.router.add_get("/chat/events", guarded(chat.events))
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/favicon.ico", favicon)
     app.on_shutdown.append(chat.on_shutdown)
     return chat

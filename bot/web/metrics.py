@@ -14,7 +14,7 @@ from collections import defaultdict
 from aiohttp import web
 from sqlalchemy import func, select
 
-from storage import outbox
+from storage import outbox, supervision
 from storage.models import Case, DialogState, Notification, WebInboxMessage
 
 from ..runtime import Runtime
@@ -83,6 +83,7 @@ async def render(runtime: Runtime) -> str:
         async with runtime.sessionmaker() as session:
             by_state = (await session.execute(select(Case.state, func.count()).group_by(Case.state))).all()
             backlog = await outbox.backlog(session)
+            milestones_due = await supervision.pending_count(session)
             given_up = await session.scalar(
                 select(func.count()).select_from(Notification).where(Notification.gave_up_at.is_not(None))
             )
@@ -101,6 +102,9 @@ async def render(runtime: Runtime) -> str:
     out.family("gridbot_database_up", "gauge", "1 when the database answered this scrape.", [("", 1)])
     out.family("gridbot_cases", "gauge", "Cases by lifecycle state.",
                [(_labels(state=state), count) for state, count in sorted(by_state)])
+    out.family("gridbot_milestones_due", "gauge",
+               "Time-limit milestones (remind, escalate) due and not yet fired by the supervision sweep.",
+               [("", milestones_due or 0)])
     out.family("gridbot_outbox_backlog", "gauge", "Notifications not yet sent and not given up.", [("", backlog or 0)])
     out.family("gridbot_outbox_given_up", "gauge", "Notifications given up after too many failed sends.", [("", given_up or 0)])
     out.family("gridbot_web_inbox_unseen", "gauge", "Web-chat messages waiting for their reader.", [("", unseen or 0)])

@@ -10,10 +10,15 @@
 - requests/{id}.{json,xml}: one request; service_request_id = case number.
 - /open311/discovery.{json,xml}: service discovery.
 
-Our states map to open/closed (closed = closed, rejected or merged). Public reads never show
-who reported, their phone, name or e-mail; for matters about particular people (base
-data, disputes, vulnerable groups) and for cases found on patrol, the description,
-exact address, coordinates and notes are withheld too (Art. 19).
+Our states map to open/closed (closed = closed, rejected, withdrawn or merged: a merged
+repeat lives on in its surviving case). Public reads go through the
+reading rule (storage.reading, reader "public"): service, status, dates, the grid's name and
+a location rounded to about 100 m; the description only as the grid centre's published
+wording (the `publish` action), never for matters about particular people; notes written
+for the public (results, rejection reasons) with phones, ID numbers and e-mail addresses
+masked. Never who reported, their phone, name or e-mail (Art. 19). Cross-origin reads are
+allowed only for the origins in GRIDBOT_CORS_ORIGINS. `api_key` is taken from the POST body
+only, never from the URL (URLs end up in logs).
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from storage import api_tokens, cases, queries
+from storage import api_tokens, cases, queries, words
 from storage.db import writing
+from storage.reading import NOTE_KINDS, PUBLIC, Level, mask_personal_data, public_reading
+from storage import lifecycle
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
 from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
 from storage.timeutil import utcnow
 
 from .api import iso
-from .security import RateLimiter, client_address
+from .security import RateLimiter, client_address, public_base
 
 log = logging.getLogger("gridbot.open311")
 
@@ -48,18 +55,13 @@ FMT = "{fmt:json|xml}"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+08:00"  # when the services or this endpoint last changed shape
 
-CLOSED_STATES = (State.closed, State.rejected, State.merged)  # a merged repeat lives on in its surviving case
-# Matters about particular people: the public sees that a request exists and how it stands, nothing more.
-WITHHELD_KINDS = {"base_data", "dispute", "vulnerable_groups", "policy_outreach"}  # about particular people
-PUBLIC_NOTE_ACTIONS = ("reject", "submit_result", "verify_pass", "resolve_on_spot")  # notes written for the public
-COORDINATE_DECIMALS = 3  # about 100 m: where the problem is, not whose door it is
+CLOSED_STATES = tuple(lifecycle.CLOSED_STATES)  # a merged repeat lives on in its surviving case
+PUBLIC_NOTE_ACTIONS = tuple(a for a, kind in NOTE_KINDS.items() if kind == PUBLIC and a != "publish")
 MAX_RESULTS = 1000
 WINDOW = timedelta(days=90)
 MAX_PHONE = 40
 
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TIBETAN_LETTER = re.compile("[\u0f40-\u0fbc]")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
@@ -107,7 +109,7 @@ def xml_document(root: str, item: str | None, data: list[dict[str, Any]] | dict[
 
 
 def respond(fmt: str, root: str, item: str | None, data, status: int = 200) -> web.Response:
-    headers = {"Access-Control-Allow-Origin": "*"}
+    headers: dict[str, str] = {}
     if fmt == "xml":
         return web.Response(body=xml_document(root, item, data), status=status, content_type="text/xml",
                             charset="utf-8", headers=headers)
@@ -131,6 +133,15 @@ async def open311_errors(request: web.Request, handler):
     """Errors in the standard's list format (XML or JSON by the URL's extension), with its status codes."""
     if not request.path.startswith(PREFIX):
         return await handler(request)
+    response = await _answer(request, handler)
+    origin = request.headers.get("Origin")
+    if origin and origin in request.app[OPEN311].cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    return response
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
     fmt = _format_of(request)
     try:
         return await handler(request)
@@ -165,12 +176,6 @@ def language_of(request: web.Request) -> str:
     return "bo" if wanted.startswith("bo") else "zh"
 
 
-def detect_language(text: str) -> str:
-    """Tibetan script → bo, anything else → zh."""
-    tibetan = len(_TIBETAN_LETTER.findall(text))
-    return "bo" if tibetan and tibetan >= len(_HAN.findall(text)) else "zh"
-
-
 def service_view(matter: Matter, language: str) -> dict[str, Any]:
     if language == "bo":
         name, description, other, keywords = matter.name_bo, matter.description_bo, matter.name_zh, matter.keywords_bo
@@ -189,15 +194,6 @@ def service_view(matter: Matter, language: str) -> dict[str, Any]:
 
 def status_of(case: Case) -> str:
     return "closed" if case.state in CLOSED_STATES else "open"
-
-
-def withheld(case: Case) -> bool:
-    """Matters about particular people, patrol findings and anonymous reports show no description or exact place."""
-    return case.matter.work_kind in WITHHELD_KINDS or case.source != CaseSource.resident_report or case.anonymous
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, COORDINATE_DECIMALS)
 
 
 class Context:
@@ -229,37 +225,39 @@ class Context:
         return ", ".join(n.name(language) for n in nodes if n.level != NodeLevel.household_unit)
 
     def status_notes(self, case: Case) -> str | None:
+        """The latest note written for the public, as the reading rule lets the public read it."""
+        reading = public_reading(case)
         if case.state == State.rejected:
-            return case.rejection_reason
+            return reading.rejection_reason()
         if case.state == State.closed and case.result_text:
-            return case.result_text
-        return self.notes.get(case.id)
+            return reading.result()
+        note = self.notes.get(case.id)
+        return mask_personal_data(note) if note and reading.level("note_public") >= Level.masked else None
 
 
 def request_view(case: Case, context: Context, language: str) -> dict[str, Any]:
-    """One service request as the public sees it: never the reporter, their phone, name or e-mail."""
-    hidden = withheld(case)
+    """One service request as the public reads it (storage.reading): never the reporter or what they typed."""
+    reading = public_reading(case)
     status = status_of(case)
     department = context.departments.get(case.department_id or case.matter.department_id)
-    place = context.place(case, language)
-    address = ", ".join(p for p in (case.address, place) if p) if not hidden else place
+    latitude, longitude = reading.location()
     return {
         "service_request_id": case.number,
         "status": status,
-        "status_notes": None if hidden else context.status_notes(case),
+        "status_notes": context.status_notes(case),
         "service_name": case.matter.name(language),
         "service_code": case.matter.code,
-        "description": None if hidden else case.description,
+        "description": reading.description(),
         "agency_responsible": department.name(language) if department else None,
         "service_notice": None,
         "requested_datetime": iso(case.created_at),
         "updated_datetime": iso(case.closed_at if status == "closed" and case.closed_at else case.updated_at),
         "expected_datetime": iso(case.handling_deadline) if status == "open" else None,
-        "address": address or None,
+        "address": context.place(case, language) or None,  # the grid and the areas above it
         "address_id": case.grid.code,
         "zipcode": None,
-        "lat": None if hidden else _rounded(case.latitude),
-        "long": None if hidden else _rounded(case.longitude),
+        "lat": latitude,
+        "long": longitude,
         "media_url": None,
     }
 
@@ -301,6 +299,7 @@ class Open311Limits:
 class Open311:
     def __init__(self, runtime, limits: Open311Limits | None = None):
         self.runtime = runtime
+        self.cors_origins = frozenset(runtime.settings.cors_origins)
         limits = limits or Open311Limits()
         self.reads = RateLimiter(limits.read_burst, limits.reads_per_second)
         self.posts = RateLimiter(limits.post_burst, limits.posts_per_second)
@@ -316,7 +315,7 @@ class Open311:
 
     async def discovery(self, request: web.Request) -> web.Response:
         self.pace(self.reads, client_address(request))
-        base = (self.runtime.settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+        base = public_base(self.runtime.settings, request)
         data = {
             "changeset": CHANGESET,
             "contact": "Lhasa grid-based service management (拉萨市网格化服务管理)",
@@ -395,19 +394,25 @@ class Open311:
             return [request_view(case, context, language) for case in found]
 
     async def create_request(self, request: web.Request) -> web.Response:
+        if "api_key" in request.query:
+            # Never read it from the URL: URLs land in access logs and proxies.
+            raise Open311Error(400, "send api_key in the request body, not in the URL")
         form = await request.post()
 
         def field(name: str) -> str:
             value = form.get(name) or request.query.get(name) or ""
             return value.strip() if isinstance(value, str) else ""  # a file is no answer to a text field
 
-        secret = field("api_key")
+        secret = form.get("api_key")
+        secret = secret.strip() if isinstance(secret, str) else ""
         if not secret:
             raise Open311Error(403, "api_key is missing: ask the platform's administrators for one")
         async with self.sessionmaker() as session:
             token = await api_tokens.authenticate(session, secret)
             if token is None:
-                raise Open311Error(403, "invalid api_key: unknown or revoked")
+                raise Open311Error(403, "invalid api_key: unknown, expired or revoked")
+            if not api_tokens.has_scope(token, "report"):
+                raise Open311Error(403, "this api_key may not submit requests (it lacks the 'report' scope)")
             reporter_id, token_id = token.person_id, token.id
         self.pace(self.posts, f"token:{token_id}")
 
@@ -452,7 +457,7 @@ class Open311:
                 reporter_id=reporter_id,
                 matter_code=code,
                 description=description,
-                language=detect_language(description),
+                language=words.detect_language(description) or language_of(request),
                 source=CaseSource.resident_report,
                 grid_code=grid_code,
                 latitude=latitude,

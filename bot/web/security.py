@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -60,6 +61,49 @@ def setup(app: web.Application, *, https: bool = False) -> None:
             headers.setdefault("Cache-Control", "no-store")
 
     app.on_response_prepare.append(add_headers)
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+HOST_CHECK_EXEMPT = ("/healthz", "/metrics")  # probes from the machine itself
+
+
+def host_name(host: str | None) -> str:
+    """The name in a Host header, without the port: 'example.org:8080' → 'example.org', '[::1]:80' → '::1'."""
+    text = (host or "").strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
+
+
+def allowed_hosts(settings) -> frozenset[str]:
+    """GRIDBOT_ALLOWED_HOSTS; without it, the host of GRIDBOT_PUBLIC_URL, or local names only.
+    The Telegram webhook's host is always allowed."""
+    hosts = {host_name(h) for h in settings.allowed_hosts}
+    if not hosts:
+        hosts = {host_name(urlsplit(settings.public_url).netloc)} if settings.public_url else set(LOCAL_HOSTS)
+    if getattr(settings, "telegram_webhook_url", None):
+        hosts.add(host_name(urlsplit(settings.telegram_webhook_url).netloc))
+    return frozenset(h for h in hosts if h)
+
+
+def host_check(settings):
+    """A request whose Host header names no allowed host gets a 400 (no page or QR code follows a forged Host)."""
+    hosts = allowed_hosts(settings)
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        if "*" not in hosts and request.path not in HOST_CHECK_EXEMPT and host_name(request.host) not in hosts:
+            return web.json_response(
+                {"error": {"code": "host_not_allowed", "message": "this server does not answer to that host name"}},
+                status=400)
+        return await handler(request)
+
+    return check
+
+
+def public_base(settings, request: web.Request) -> str:
+    """The address put in QR codes and links: GRIDBOT_PUBLIC_URL, else the request's (already checked) host."""
+    return (settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
 
 
 class RateLimiter:

@@ -12,7 +12,6 @@ from ..dialog import CANCEL, Dialog, finish
 from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
-from .menu import show_menu
 
 MAX_ADDITION = 1000
 
@@ -94,9 +93,7 @@ class AddToCaseDialog(Dialog):
         number = ctx.data["number"]
         if message.kind == "button" and message.data == "added:done":
             finish(ctx)
-            from .cases import show_case
-
-            await show_case(ctx, number)
+            await ctx.show("case", number=number)
             return
         if message.kind in ("photo", "voice"):
             kept = await add(ctx, number, media=[ctx.photo_answer(message)])
@@ -151,7 +148,7 @@ class AttachDialog(Dialog):
 async def media_outside_dialogs(ctx: Context, message: Inbound) -> None:
     """A photo or voice note with no dialog open: offer it to an open case, or a new report."""
     if refuse_media(ctx, message):
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     open_cases = await cases.open_cases_of(ctx.session, ctx.person.id)
     if not open_cases:
@@ -163,6 +160,7 @@ async def media_outside_dialogs(ctx: Context, message: Inbound) -> None:
 
 
 router = Router()
+router.add_dialogs(AddToCaseDialog, AttachDialog)
 
 
 @router.press("add:")
@@ -172,11 +170,11 @@ async def start_addition(ctx: Context, message: Inbound, number: str) -> None:
         case = await cases.case_for_person(ctx.session, ctx.person.id, number)
     except CaseNotFound:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     if case.reporter_id != ctx.person.id:
         ctx.say(ctx.t("Only the person who reported case {number} can add to it.", number=case.number))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     if case.state not in cases.lifecycle.OPEN_STATES and not cases.may_resubmit(case, ctx.now):
         await closed_case(ctx, case.number)

@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
-import re
+from datetime import datetime
 
 from sqlalchemy import select
 
-from storage import access, cases, grids, lifecycle
+from storage import access, cases, deadlines, grids, lifecycle
 from storage.cases import TooManyTries
+from storage.reading import STAFF_READERS, CaseReading, reading_for
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
 
-from .. import text
+from .. import i18n, text
 from ..evidence import case_media
+from ..text import find_access_code, find_case_number
 from ..context import Context
-from ..dialog import BACK, CANCEL, Dialog, finish
+from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from ..wording import ACTION_NAMES, INTERNAL_NOTES, MEDIA_NAMES, RATING_NAMES, ROLE_NAMES, STATE_NAMES, localised_reason
-from .menu import show_menu
+from ..wording import (
+    ACTION_NAMES,
+    DEADLINE_LABELS,
+    INTERNAL_NOTES,
+    MEDIA_NAMES,
+    RATING_NAMES,
+    RETURN_REASONS,
+    ROLE_NAMES,
+    STATE_NAMES,
+    localised_reason,
+    next_steps_after_rejection,
+)
 
-CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
-# "LS-20261201-0007 · 4821": a case number with its access code (any separator but digits)
-WITH_CODE = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}[^0-9A-Za-z]{1,5}([0-9]{4})\b", re.IGNORECASE)
 LIST_SIZE = 10
 MAX_COMMENT = 500
-
-
-def find_case_number(typed: str) -> str | None:
-    """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
-    match = CASE_NUMBER.search((typed or "").translate(text.ASCII_DIGITS))
-    return match.group(0).upper() if match else None
-
-
-def find_access_code(typed: str) -> str | None:
-    """The access code typed after a case number, if any."""
-    match = WITH_CODE.search((typed or "").translate(text.ASCII_DIGITS))
-    return match.group(1) if match else None
 
 
 def not_found(ctx: Context, number: str) -> None:
@@ -81,7 +78,8 @@ async def show_my_cases(ctx: Context, offset: int = 0) -> None:
                                                                [ctx.button("☰ Menu", "menu:main")]])
         return
     rows = [
-        [Button(f"{c.number} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}", f"case:{c.number}")]
+        [Button(f"{c.number} · {c.matter.name(ctx.language)} · {ctx.t(STATE_NAMES[c.state])} · {ctx.time(c.updated_at)}",
+                f"case:{c.number}")]
         for c in found[:LIST_SIZE]
     ]
     if len(found) > LIST_SIZE:
@@ -101,28 +99,22 @@ async def show_case(ctx: Context, number: str) -> None:
         not_found(ctx, number)
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
+    reading = reading_for(ctx.person.id, assignments, case)
     resident_view = case.reporter_id == ctx.person.id or access.is_follower(ctx.person.id, case)
     if not resident_view or any(access.covers(a, case) for a in assignments):
-        from .staff import staff_card
-
-        await staff_card(ctx, case, assignments, await case_card(ctx, case, for_staff=True))
+        await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, reading))
         return
-    card = await case_card(ctx, case)
+    card = await case_card(ctx, case, reading)
     if case.reporter_id == ctx.person.id and case.access_code:
         card += "\n\n" + ctx.t("Access code: {code}. With the case number and this code the case can be followed "
-                                "from any app or phone.", code=case.access_code)
+                                "from any app or phone.", code=i18n.digits(ctx.language, case.access_code))
     events = await cases.timeline(ctx.session, case.id)
-    ctx.say(card, card_buttons(ctx, case), media=case_media(ctx, case, events, for_staff=False))
+    media = case_media(ctx, case, events, for_staff=False) if reading.photos() else []
+    ctx.say(card, card_buttons(ctx, case), media=media)
 
 
-# Notes a reporter may read in their timeline; the rest (comments, prompts, extension reasons,
-# failed checks, relayed feedback) are internal to staff (Art. 19).
-PUBLIC_NOTES = ("reject", "submit_result", "resolve_on_spot", "verify_pass", "reopen", "reply_to_resident", "merge")
-# Notes a resident wrote: read by their author and by staff, not by other followers.
-OWN_NOTES = ("add_to_case", "resubmit", "reopen", "rate")
-
-
-async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str:
+async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
+    """The case and its timeline as this reader may read it (storage.reading: internal notes only for staff)."""
     lines = [
         ctx.t("Case {number}", number=case.number),
         ctx.t("Kind: {matter}", matter=case.matter.name(ctx.language)),
@@ -130,18 +122,35 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
         ctx.t("Grid: {grid}", grid=await grids.place_name(ctx.session, case.grid, ctx.language)),
         ctx.t("Reported: {time}", time=ctx.time(case.created_at)),
     ]
-    if case.handling_deadline and case.state in ("transferred", "in_progress"):
-        lines.append(ctx.t("To be handled by: {time}", time=ctx.time(case.handling_deadline)))
-    if case.verification_deadline and case.state == "handled":
-        lines.append(ctx.t("To be checked on site by: {time}", time=ctx.time(case.verification_deadline)))
-    if case.result_text:
-        lines.append(ctx.t("Result: {result}", result=case.result_text))
-    if case.rejection_reason:
-        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, case.rejection_reason)))
+    for_staff = bool(reading.readers & set(STAFF_READERS))
+    current = deadlines.deadline_of(case)
+    if current is not None:
+        stage, due = current
+        line = ctx.t(DEADLINE_LABELS[stage], time=ctx.time(due))
+        if deadlines.is_overdue(case, ctx.now):
+            line += " " + ctx.t("⚠ overdue")
+        lines.append(line)
+    if for_staff:
+        if case.pending_extension:
+            lines.append(ctx.t("More time asked for: until {time}",
+                               time=ctx.time(datetime.fromisoformat(case.pending_extension["deadline"]))))
+        if case.extension_count:
+            lines.append(ctx.t("Extensions granted: {count}", count=i18n.number(ctx.language, case.extension_count)))
+        if case.supervising_node is not None:
+            lines.append(ctx.t("Supervised by: {centre}", centre=case.supervising_node.name(ctx.language)))
+    if reading.result():
+        lines.append(ctx.t("Result: {result}", result=reading.result()))
+    if reading.rejection_reason():
+        lines.append(ctx.t("Reason: {reason}", reason=localised_note(ctx, reading.rejection_reason())))
+        if not for_staff:
+            lines.append(next_steps_after_rejection(ctx.language, case.rejection_reason)[0])
     lines.append("")
     lines.append(ctx.t("What has happened:"))
     departments = {}
     for event in await cases.timeline(ctx.session, case.id):
+        seen = reading.event(event)
+        if not seen.shown:
+            continue
         if event.action == "transfer" and event.data.get("department"):
             code = event.data["department"]
             if code not in departments:
@@ -154,18 +163,24 @@ async def case_card(ctx: Context, case: Case, *, for_staff: bool = False) -> str
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
         line = f"• {ctx.time(event.created_at)} · {who} · {action}"
-        mine = event.actor_id == ctx.person.id
-        readable = for_staff or mine or (event.action in PUBLIC_NOTES and event.action not in OWN_NOTES)
-        if event.action == "rate" and event.data.get("rating") in RATING_NAMES:
-            line += f": {ctx.t(RATING_NAMES[event.data['rating']])}"
-        elif event.note and event.action != "report" and readable:
-            line += f": {localised_note(ctx, event.note)}"
+        details = []
+        if event.action == "rate" and seen.data.get("rating") in RATING_NAMES:
+            details.append(ctx.t(RATING_NAMES[seen.data["rating"]]))
+        if event.action == "approve_extension" and seen.data.get("deadline"):
+            details.append(ctx.time(datetime.fromisoformat(seen.data["deadline"])))
+        if event.action == "return_to_centre" and seen.data.get("reason") in RETURN_REASONS:
+            details.append(ctx.t(RETURN_REASONS[seen.data["reason"]]))
+        if seen.note and event.action != "report":
+            details.append(localised_note(ctx, seen.note))
+        elif event.action in ("add_to_case", "resubmit") and "note" not in event.data:
+            details.append(", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+")
+                                     if k in MEDIA_NAMES))
+        if details:
+            line = ctx.t("{label}: {value}", label=line, value=" · ".join(details))
         if for_staff and event.action in INTERNAL_NOTES and event.note:
             line += " " + ctx.t("(staff only)")
         elif for_staff and event.action == "reply_to_resident":
             line += " " + ctx.t("(the resident can read this)")
-        if event.action in ("add_to_case", "resubmit") and "note" not in event.data:
-            line += ": " + ", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+") if k in MEDIA_NAMES)
         lines.append(line)
     return "\n".join(lines)
 
@@ -183,31 +198,10 @@ def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
         rows.append([ctx.button("➕ Add the missing information", f"add:{case.number}")])
     if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
         rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
+    if "withdraw" in access.allowed_actions(ctx.person.id, [], case, ctx.now):
+        rows.append([ctx.button("↩ Withdraw my report", f"withdraw:{case.number}")])
     rows.append([ctx.button("📋 My cases", "menu:cases"), ctx.button("☰ Menu", "menu:main")])
     return rows
-
-
-class AskCaseNumberDialog(Dialog):
-    """Asks for a case number; subclasses say what to do with it in `with_number`."""
-
-    STATES = ["ask_number"]
-    TRANSITIONS: list = []
-
-    async def prompt_ask_number(self, ctx: Context) -> None:
-        ctx.say(ctx.t("Type the case number, for example LS-20261124-0042."), [[ctx.button("✖ Cancel", CANCEL)]])
-
-    async def on_ask_number(self, ctx: Context, message: Inbound) -> None:
-        number = find_case_number(text.clean(message.text)) if message.kind == "text" else None
-        if number is None:
-            ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."),
-                    [[ctx.button("✖ Cancel", CANCEL)]])
-            return
-        finish(ctx)
-        ctx.settings["typed"] = text.clean(message.text)  # the number may come with its access code
-        await self.with_number(ctx, number)
-
-    async def with_number(self, ctx: Context, number: str) -> None:
-        raise NotImplementedError
 
 
 class LookupDialog(AskCaseNumberDialog):
@@ -266,22 +260,74 @@ class RateDialog(Dialog):
         except CaseNotFound:
             finish(ctx)
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         except CaseError:
             finish(ctx)
             ctx.say(ctx.t("This case cannot be rated now."))
-            await show_menu(ctx)
+            await ctx.show("menu")
             return
         finish(ctx)
         if case.state != "closed":
             ctx.say(ctx.t("Thank you. Case {number} has been reopened and goes back to the grid centre.", number=number))
         else:
             ctx.say(ctx.t("Thank you for your rating."))
-        await show_menu(ctx)
+        await ctx.show("menu")
+
+
+class WithdrawDialog(Dialog):
+    """The resident withdraws their report before handling starts (撤回), with an optional reason."""
+
+    name = "withdraw"
+    STATES = ["confirm"]
+    TRANSITIONS: list = []
+
+    async def prompt_confirm(self, ctx: Context) -> None:
+        ctx.say(
+            ctx.t("Do you want to withdraw case {number}? The grid centre will stop working on it. "
+                  "You may type why, or press Withdraw.", number=ctx.data["number"]),
+            [[ctx.button("↩ Withdraw", "confirm:withdraw")], [ctx.button("✖ Keep my report", CANCEL)]],
+        )
+
+    async def on_confirm(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "text" and text.clean(message.text):
+            reason = text.clean(message.text)[:MAX_COMMENT]
+        elif message.kind == "button" and message.data == "confirm:withdraw":
+            reason = None
+        else:
+            await self.prompt_confirm(ctx)
+            return
+        number = ctx.data["number"]
+        finish(ctx)
+        try:
+            async with ctx.session.begin_nested():
+                await cases.act(ctx.session, number, ctx.person.id, "withdraw", now=ctx.now, reason=reason)
+        except CaseNotFound:
+            ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
+            await ctx.show("menu")
+            return
+        except CaseError:
+            ctx.say(ctx.t("Case {number} can no longer be withdrawn: the department has started handling it.", number=number),
+                    [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
+            return
+        ctx.say(ctx.t("Case {number} is withdrawn. Thank you for letting us know.", number=number))
+        await ctx.show("menu")
 
 
 router = Router()
+
+
+router.add_dialogs(LookupDialog, RateDialog, WithdrawDialog)
+
+
+@router.view("case")
+async def case_view(ctx: Context, number: str) -> None:
+    await show_case(ctx, number)
+
+
+@router.press("withdraw:")
+async def withdraw_report(ctx: Context, message: Inbound, number: str) -> None:
+    await WithdrawDialog().begin(ctx, number=number)
 
 
 @router.command("cases")
@@ -318,10 +364,10 @@ async def start_rating(ctx: Context, message: Inbound, number: str) -> None:
         case = None
     if case is None or case.reporter_id != ctx.person.id:
         ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     if case.state != "closed" or case.satisfaction is not None:
         ctx.say(ctx.t("This case cannot be rated now."))
-        await show_menu(ctx)
+        await ctx.show("menu")
         return
     await RateDialog().begin(ctx, number=case.number)

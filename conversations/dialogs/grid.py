@@ -82,7 +82,8 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
     if people:
         lines.append("")
         for role, name, phone in people:
-            lines.append(f"• {ctx.t(ROLE_NAMES[role.value])}: {name or ''} {phone or ''}".rstrip())
+            lines.append("• " + ctx.t("{label}: {value}", label=ctx.t(ROLE_NAMES[role.value]),
+                                      value=f"{name or ''} {phone or ''}".strip()))
     else:
         lines.append(ctx.t("No grid worker is listed for this grid yet."))
     if grid.supervision_phone:
@@ -96,6 +97,7 @@ async def show_grid_card(ctx: Context, grid: Node) -> None:
 
 
 router = Router()
+router.add_dialogs(GridDialog)
 
 
 @router.command("grid")
@@ -110,6 +112,7 @@ async def choose_another_grid(ctx: Context, message: Inbound, argument: str) -> 
     await GridDialog().begin(ctx)
 
 
+@router.view("deep_link")
 async def open_deep_link(ctx: Context, argument: str) -> bool:
     """`/start grid_CODE` (Telegram deep link, and the web page's `?grid=CODE`): show that grid."""
     if argument.startswith("grid_"):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from ..context import Context
-from ..i18n import N_, translate
+from ..i18n import LANGUAGE_NAMES, N_, translate
 from ..dialog import Dialog, finish
 from ..protocol import Button, Inbound
 from ..router import Router
-from .menu import LANGUAGE_NAMES, show_menu
 
 
 class LanguageDialog(Dialog):
@@ -46,15 +45,13 @@ async def set_language(ctx: Context, code: str) -> None:
         )
     else:
         ctx.say(ctx.t("Language changed."))
-    if deep_link:
-        from .grid import open_deep_link
-
-        if await open_deep_link(ctx, deep_link):
-            return
-    await show_menu(ctx)
+    if deep_link and await ctx.show("deep_link", argument=deep_link):
+        return
+    await ctx.show("menu")
 
 
 router = Router()
+router.add_dialogs(LanguageDialog)
 
 
 @router.command("language")
@@ -73,16 +70,11 @@ async def language_chosen(ctx: Context, message: Inbound, code: str) -> None:
         return
     # An old language button pressed in the middle of another dialog: switch, and ask again in the new language.
     ctx.person.language = code
-    from ..engine_support import current_dialog
-
-    await current_dialog(ctx).prompt(ctx)
+    await ctx.dialog_named().prompt(ctx)
 
 
 @router.command("start")
 async def start(ctx: Context, message: Inbound, argument: str) -> None:
-    if argument:
-        from .grid import open_deep_link
-
-        if await open_deep_link(ctx, argument):
-            return
-    await show_menu(ctx)
+    if argument and await ctx.show("deep_link", argument=argument):
+        return
+    await ctx.show("menu")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..context import Context
+from ..i18n import LANGUAGE_NAMES  # noqa: F401  (where it was before; bot/web/chat.py reads it here)
 from ..protocol import Inbound
 from ..router import Router
-
-LANGUAGE_NAMES = {"zh": "中文", "bo": "བོད་ཡིག"}
 
 
 async def show_menu(ctx: Context) -> None:
@@ -42,7 +41,7 @@ async def show_help(ctx: Context) -> None:
             "• My cases: see your cases and every step taken on them.\n"
             "• Look up a case: type a case number such as LS-20261124-0042.\n"
             "• My grid: your grid worker and the supervision phone number.\n\n"
-            "Commands: /start /report /cases /grid /language /cancel /help"
+            "Everything works with the buttons; you can also simply type what is wrong, or a case number."
         )
     )
     await show_menu(ctx)
@@ -54,6 +53,7 @@ async def fallback(ctx: Context) -> None:
 
 
 router = Router()
+router.view("menu")(show_menu)
 
 
 @router.command("menu")

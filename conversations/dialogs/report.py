@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from storage import cases, grids, matters
 from storage.cases import LocationOutsideGrids, Photo
 from storage.lifecycle import CaseError, MatterNotPublished
-from storage.models import Matter, Node, NodeLevel
+from sqlalchemy import select
+
+from storage.models import Department, Matter, Node, NodeLevel
 
 from .. import i18n, text
 from ..context import Context
@@ -17,7 +18,6 @@ from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
 from ..wording import STATE_NAMES
-from .menu import show_menu
 
 MAX_DESCRIPTION = 1000
 VOICE_DESCRIPTION = N_("🎤 Described in a voice message (listen to the recording).")
@@ -26,7 +26,8 @@ MAX_ADDRESS = 200
 MAX_PHOTOS = 3
 PAGE_SIZE = 6
 FIELDS = ["choose_matter", "describe", "locate", "address", "photos", "phone"]
-PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
+# Matters about safety (fire, gas, collapse, flood; anything for the police): emergency numbers first.
+SAFETY_WORK_KINDS = ("safety_hazard", "disaster_prevention")
 
 
 # What, where and photos: the steps a resident's report and a grid worker's patrol log share.
@@ -146,6 +147,9 @@ class ReportDialog(Dialog):
     # -- the description ---------------------------------------------------------------
 
     async def prompt_describe(self, ctx: Context) -> None:
+        if self.name == ReportDialog.name and await self._about_safety(ctx):
+            ctx.say(ctx.t("In danger right now? Call {fire} (fire), {police} (police) or {ambulance} (ambulance) first: "
+                          "this report does not reach them at once.", fire="119", police="110", ambulance="120"))
         extra = []
         if ctx.data.get("typed") and not ctx.data.get("description"):
             extra.append([ctx.button("Use what I typed", "describe:typed")])
@@ -155,6 +159,14 @@ class ReportDialog(Dialog):
             + "\n" + ctx.t("You may also send a voice message instead."),
             self.nav(ctx, *extra),
         )
+
+    async def _about_safety(self, ctx: Context) -> bool:
+        code = ctx.data.get("matter")
+        matter = await ctx.session.scalar(select(Matter).where(Matter.code == code)) if code else None
+        if matter is None:
+            return False
+        department = await ctx.session.get(Department, matter.department_id)
+        return matter.work_kind in SAFETY_WORK_KINDS or (department is not None and department.code == "public_security")
 
     async def on_describe(self, ctx: Context, message: Inbound) -> None:
         if message.kind == "voice":
@@ -186,8 +198,7 @@ class ReportDialog(Dialog):
             return
         ctx.data["description"] = typed
         ctx.data.pop("voice", None)
-        script = text.script_of(typed)
-        ctx.data["description_language"] = "bo" if script == "bo" else "zh" if script == "zh" else ctx.language
+        ctx.data["description_language"] = text.description_language(typed, ctx.language)
         converted = text.wylie_to_tibetan(typed)
         if converted:
             ctx.data["wylie"] = converted
@@ -365,7 +376,7 @@ class ReportDialog(Dialog):
             return
         if message.kind == "button" and message.data == "phone:anonymous":
             ctx.data.update(phone=None, anonymous=True)
-        elif message.kind in ("contact", "text") and (phone := normalised_phone(message.phone or message.text)):
+        elif message.kind in ("contact", "text") and (phone := text.normalised_phone(message.phone or message.text)):
             ctx.data.update(phone=phone, anonymous=False)
         else:
             await self.retry(ctx, ctx.t("That does not look like a phone number. Type digits only, for example 13800000000, or stay anonymous."))
@@ -495,9 +506,9 @@ class ReportDialog(Dialog):
             )
             + "\n\n" + ctx.t("Access code: {number} · {code}. With the number and this code you can follow the case "
                               "from any app or phone: type both, for example when you change phone.",
-                              number=case.number, code=case.access_code)
+                              number=case.number, code=i18n.digits(ctx.language, case.access_code))
         )
-        await show_menu(ctx)
+        await ctx.show("menu")
 
 
 def draft_fields(ctx: Context) -> dict:
@@ -516,19 +527,7 @@ def draft_fields(ctx: Context) -> dict:
         now=ctx.now,
     )
 
-
-def normalised_phone(typed: str | None) -> str | None:
-    """Digits as stored (Tibetan and full-width digits converted, +86 dropped), or None if not a phone number."""
-    return _normalise_phone(typed.translate(text.ASCII_DIGITS)) if _valid_phone(typed) else None
-
-
-def _valid_phone(typed: str | None) -> bool:
-    return bool(typed) and PHONE.match(text.clean(typed).translate(text.ASCII_DIGITS)) is not None
-
-
-def _normalise_phone(raw: str) -> str:
-    digits = re.sub(r"[^0-9+]", "", raw)
-    return digits[3:] if digits.startswith("+86") else digits
+normalised_phone = text.normalised_phone  # where it was before; the phone check lives in conversations.text
 
 
 router = Router()
@@ -571,12 +570,13 @@ async def resume_report(ctx: Context, message: Inbound, argument: str) -> None:
     keep_draft(ctx)  # a report open right now is not lost: it becomes the draft in its place
     state.dialog, state.state, state.data = draft["dialog"], draft["state"], dict(draft["data"])
     ctx.say(ctx.t("Welcome back. Let us continue your report where you left it."))
-    from ..engine_support import DIALOGS
-
-    await DIALOGS[state.dialog].prompt(ctx)
+    await ctx.dialog_named(state.dialog).prompt(ctx)
 
 
 @router.press("resume:discard")
 async def discard_draft(ctx: Context, message: Inbound, argument: str) -> None:
     ctx.dialog_state.draft, ctx.dialog_state.draft_saved_at = None, None
     await ReportDialog().begin(ctx)
+
+
+router.add_dialogs(ReportDialog)

@@ -98,7 +98,31 @@
     else if (chinese) node.lang = "zh-Hans";
   }
 
-  function bubble(entry, latest) {
+  // Phone numbers in the bot's text are links to call (mobile, landline, 110/119/120); case numbers and dates are not.
+  const PHONE_NUMBER = /(?<![\w*-])(?:\+86[ -]?)?(?:1\d{10}|0\d{2,3}-?\d{7,8}|11[09]|120)(?![\w*-])/g;
+
+  // Without an emoji font, labels drop their icons (they would be empty boxes); the words stay.
+  const EMOJI = /[\p{Extended_Pictographic}\u{1F1E6}-\u{1F1FF}\u2B06\u27A1\u25B6\u25C0\u2714\u2716\u2753\u2705\u26D4\uFE0F]\s*/gu;
+  function shown(label) {
+    return document.documentElement.classList.contains("no-emoji") ? label.replace(EMOJI, "").trim() || label : label;
+  }
+
+  const EXAMPLE_PHONE = "13800000000";
+
+  function withPhoneLinks(node, text) {
+    let last = 0;
+    for (const match of text.matchAll(PHONE_NUMBER)) {
+      if (match[0] === EXAMPLE_PHONE) continue; // the example in "type digits only, for example …" is not to be called
+      node.append(text.slice(last, match.index));
+      const link = el("a", "tel", match[0]);
+      link.href = "tel:" + match[0].replace(/[^0-9+]/g, "");
+      node.append(link);
+      last = match.index + match[0].length;
+    }
+    node.append(text.slice(last));
+  }
+
+  function bubble(entry, latest, active) {
     const box = el("div", "msg " + entry.who);
     if (entry.notice) box.classList.add("notice");
     if (entry.pending) box.classList.add("pending");
@@ -117,11 +141,13 @@
     if (entry.who === "bot" && entry.reply.media && entry.reply.media.length) addMedia(box, entry.reply.media);
     const text = entry.who === "bot" ? entry.reply.text : entry.text;
     if (text) {
-      const p = el("p", "text", text);
+      const p = el("p", "text");
+      if (entry.who === "bot") withPhoneLinks(p, text);
+      else p.textContent = shown(text);
       markLanguage(p, text);
       box.append(p);
     }
-    if (entry.who === "bot") addControls(box, entry.reply, latest);
+    if (entry.who === "bot") addControls(box, entry.reply, latest, active);
     if (entry.pending) box.append(el("div", "status", t("sending")));
     return box;
   }
@@ -161,17 +187,23 @@
     box.append(link);
   }
 
-  function addControls(box, reply, latest) {
+  // Buttons of earlier answers are disabled and out of the Tab order: they belong to finished steps.
+  // Those of notices (open a case, rate it) stay usable, like the latest answer's.
+  function addControls(box, reply, latest, active) {
     if (reply.location) addLocation(box, reply.location);
     if (reply.buttons && reply.buttons.length) {
       const buttons = el("div", "buttons");
       reply.buttons.forEach((row) => {
         const line = el("div", "row");
         row.forEach((b) => {
-          const button = el("button", "", b.label);
+          const button = el("button", "", shown(b.label));
           button.type = "button";
           button.dataset.action = b.data;
           markLanguage(button, b.label);
+          if (!active) {
+            button.disabled = true;
+            button.tabIndex = -1;
+          }
           button.addEventListener("click", () => send({ kind: "button", data: b.data }, b.label));
           line.append(button);
         });
@@ -181,7 +213,7 @@
     }
     if (!latest) return; // the location and phone affordances belong to the question being asked now
     if (reply.request_location) {
-      const label = reply.location_label || t("share_location");
+      const label = shown(reply.location_label || t("share_location"));
       const button = el("button", "action share-location", label);
       button.type = "button";
       markLanguage(button, label);
@@ -198,7 +230,7 @@
       input.maxLength = 32;
       input.placeholder = t("phone_placeholder");
       input.setAttribute("aria-label", t("phone_placeholder"));
-      const label = reply.contact_label || t("share_phone");
+      const label = shown(reply.contact_label || t("share_phone"));
       const button = el("button", "action share-phone", label);
       button.type = "submit";
       markLanguage(button, label);
@@ -212,13 +244,60 @@
     }
   }
 
-  function render() {
+  // The log is a live region: new messages are appended and changed ones replaced one by one, so a
+  // screen reader announces only what is new (never the whole log again).
+  let entryKeys = 0;
+  function keyOf(entry) {
+    if (!entry.key) entry.key = "e" + (entry.id || "") + "-" + (++entryKeys) + "-" + Date.now().toString(36);
+    return entry.key;
+  }
+
+  function latestAnswer() {
+    let answer = null;
+    state.log.forEach((entry) => {
+      if (entry.who === "bot" && !entry.notice) answer = entry.answer;
+    });
+    return answer;
+  }
+
+  function render(rebuild) {
     let latest = -1;
     state.log.forEach((entry, i) => {
       if (entry.who === "bot") latest = i;
     });
-    logBox.replaceChildren(...state.log.map((entry, i) => bubble(entry, i === latest)));
+    const answer = latestAnswer();
+    if (rebuild) logBox.replaceChildren();
+    const existing = new Map([...logBox.children].map((node) => [node.dataset.key, node]));
+    const wanted = new Set(state.log.map(keyOf));
+    existing.forEach((node, key) => {
+      if (!wanted.has(key)) node.remove();
+    });
+    let previous = null;
+    state.log.forEach((entry, i) => {
+      const active = entry.who === "bot" && (entry.notice || entry.answer === answer);
+      const version = [entry.pending ? 1 : 0, i === latest ? 1 : 0, active ? 1 : 0].join("");
+      let node = existing.get(entry.key);
+      if (!node || node.dataset.version !== version) {
+        const fresh = bubble(entry, i === latest, active);
+        fresh.dataset.key = entry.key;
+        fresh.dataset.version = version;
+        if (node) node.replaceWith(fresh);
+        else if (previous) previous.after(fresh);
+        else logBox.prepend(fresh);
+        node = fresh;
+      }
+      previous = node;
+    });
     logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  // After an answer, keyboard focus goes to its first button (or the text box), not to <body>.
+  function focusAnswer() {
+    const focused = document.activeElement;
+    if (focused && focused !== document.body && !logBox.contains(focused)) return;
+    const button = [...logBox.querySelectorAll(".msg.bot button:not([disabled])")].pop();
+    const first = button && button.closest(".msg").querySelector("button:not([disabled])");
+    (first || textBox).focus({ preventScroll: true });
   }
 
   function remember(entry) {
@@ -246,6 +325,7 @@
       state.languages = data.languages || state.languages;
       state.limits = data.limits || state.limits;
       applyStrings();
+      markEmoji();
     } catch (e) {
       /* offline: keep the words we have */
     }
@@ -272,7 +352,27 @@
       node.setAttribute("aria-pressed", String(node.dataset.lang === state.lang));
     });
     textBox.maxLength = state.limits.text_chars;
-    render();
+    render(); // the messages keep their nodes: a screen reader does not hear the whole log again
+  }
+
+  // Where no emoji font exists the icons would be empty boxes: then the buttons show text labels.
+  function markEmoji() {
+    try {
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 20;
+      const context = canvas.getContext("2d");
+      context.textBaseline = "top";
+      context.font = "16px sans-serif";
+      context.fillText("\u{1F4F7}", 0, 0);
+      const pixels = context.getImageData(0, 0, 20, 20).data;
+      let coloured = false;
+      for (let i = 0; i < pixels.length; i += 4) {
+        if (pixels[i + 3] && (pixels[i] !== pixels[i + 1] || pixels[i + 1] !== pixels[i + 2])) coloured = true;
+      }
+      document.documentElement.classList.toggle("no-emoji", !coloured);
+    } catch (e) {
+      document.documentElement.classList.add("no-emoji");
+    }
   }
 
   function setLanguage(lang) {
@@ -374,12 +474,14 @@
         }
         settled(item);
         if (!res.ok) {
+          // A refused message always gets an answer on screen.
           if (item.message.kind === "voice") {
             if (res.status === 413) note(t("voice_too_large"));
             else if (res.status === 422) note(t("voice_too_long"));
             else note(t("voice_unreadable"));
           } else if (res.status === 413 && item.message.kind === "photo") note(t("photo_too_large"));
           else if (res.status === 415 || (item.message.kind === "photo" && res.status === 400)) note(t("photo_unreadable"));
+          else note(t("send_refused"));
           save();
           render();
           continue;
@@ -392,10 +494,12 @@
   }
 
   function receive(answer) {
-    (answer.replies || []).forEach((reply) => remember({ who: "bot", reply: reply }));
+    const id = newMessageId();
+    (answer.replies || []).forEach((reply) => remember({ who: "bot", reply: reply, answer: id }));
     save();
     if (answer.language_chosen && answer.language !== state.lang) setLanguage(answer.language);
     render();
+    focusAnswer();
   }
 
   // -- notifications -------------------------------------------------------------------------------
@@ -562,6 +666,7 @@
     if (!text) return;
     send({ kind: "text", text: text }, text);
     textBox.value = "";
+    store.set("draft", "");
     autosize();
   }
 
@@ -569,7 +674,12 @@
     event.preventDefault();
     submitText();
   });
-  textBox.addEventListener("input", autosize);
+  // Text typed but not sent survives a reload.
+  textBox.value = store.get("draft", "");
+  textBox.addEventListener("input", () => {
+    autosize();
+    store.set("draft", textBox.value);
+  });
   textBox.addEventListener("keydown", (event) => {
     // Enter sends; Shift+Enter is a new line; Enter while an input method composes Chinese is not a send.
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
@@ -598,6 +708,8 @@
     send({ kind: "text", text: "/start" + (gridCode ? " grid_" + gridCode : "") }, "", { hidden: true });
   }
   loadStrings(state.lang);
+  markEmoji();
+  autosize();
   render();
   pump();
   fetchInbox().then(listen);
