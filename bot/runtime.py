@@ -29,7 +29,8 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         db = make_engine(settings.database_url)
         sessionmaker = make_sessionmaker(db)
-        return cls(settings, db, sessionmaker, Engine(sessionmaker, idle_minutes=settings.idle_minutes))
+        return cls(settings, db, sessionmaker, Engine(sessionmaker, idle_minutes=settings.idle_minutes,
+                                                      duplicate_metres=settings.duplicate_metres))
 
     def chat_locks(self) -> ChatLocks:
         if self.locks is None:

@@ -35,6 +35,7 @@ class Settings:
     telegram_order_window: float = field(default_factory=lambda: float(_env("TELEGRAM_ORDER_WINDOW", "0.1")))
     update_retention_days: float = field(default_factory=lambda: float(_env("GRIDBOT_UPDATE_RETENTION_DAYS", "7")))
     dispatcher: bool = field(default_factory=lambda: _env("GRIDBOT_DISPATCHER", "yes") != "no")
+    duplicate_metres: float = field(default_factory=lambda: float(_env("GRIDBOT_DUPLICATE_METRES", "100")))
     sweep_seconds: float = field(default_factory=lambda: float(_env("GRIDBOT_SWEEP_SECONDS", "60")))
     # Host names this server answers to (Host header); empty: GRIDBOT_PUBLIC_URL's host, or local names.
     allowed_hosts: list[str] = field(default_factory=lambda: _list("GRIDBOT_ALLOWED_HOSTS"))

@@ -55,9 +55,16 @@ class Context:
         return Button(self.t(msgid, **params), data)
 
     def photo_answer(self, message: Inbound) -> dict[str, Any]:
-        """A photo message as a dialog keeps it (and `storage.cases.Photo` takes it)."""
-        return {"platform": self.platform, "platform_file_id": message.photo_file_id,
-                "stored_path": message.photo_path, "sha256": message.photo_sha256, "size": message.photo_size}
+        """A photo or voice message as a dialog keeps it (and `storage.cases.Photo` takes it)."""
+        answer = {"platform": self.platform, "platform_file_id": message.photo_file_id,
+                  "stored_path": message.photo_path, "sha256": message.photo_sha256, "size": message.photo_size}
+        if message.kind == "voice":
+            answer.update(kind="voice", duration_seconds=message.duration)
+        if message.content_type:
+            answer["content_type"] = message.content_type
+        if message.public_path:
+            answer["public_path"] = message.public_path
+        return answer
 
     def time(self, moment: datetime) -> str:
         return i18n.local_time(self.language, moment)

@@ -86,6 +86,12 @@ class Dialog:
         if message.kind == "button" and message.data == CANCEL:
             await self.cancel(ctx)
             return
+        if message.media_error:  # a file the adapter refused (too large, not an image…): say why, ask again
+            from .dialogs.additions import refuse_media
+
+            refuse_media(ctx, message)
+            await self.prompt(ctx)
+            return
         await getattr(self, f"on_{ctx.state}")(ctx, message)
 
     async def cancel(self, ctx: Context) -> None:
@@ -117,6 +123,7 @@ class AskCaseNumberDialog(Dialog):
                     [[ctx.button("✖ Cancel", CANCEL)]])
             return
         finish(ctx)
+        ctx.settings["typed"] = clean(message.text)  # the number may come with its access code
         await self.with_number(ctx, number)
 
     async def with_number(self, ctx: Context, number: str) -> None:

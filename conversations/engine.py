@@ -25,7 +25,7 @@ from storage.timeutil import utcnow
 
 from .context import Context
 from .dialog import finish
-from .dialogs import cases, console, grid, language, menu, patrol, report, staff, stats
+from .dialogs import additions, cases, console, grid, language, menu, patrol, report, staff, stats
 from .i18n import language_from_platform, number
 from .protocol import Inbound, Reply
 from .router import Router
@@ -37,7 +37,7 @@ DEFAULT_IDLE_MINUTES = 30
 DRAFT_HOURS = 24
 OFFERED = "_offered"  # in the dialog's answers: the button data of the bot's last answer
 FEATURE_ROUTERS = [menu.router, language.router, report.router, cases.router, grid.router, staff.router, patrol.router,
-                   stats.router, console.router]
+                   stats.router, console.router, additions.router]
 
 
 class Replies(list):
@@ -80,9 +80,11 @@ class Engine:
         idle_minutes: int = DEFAULT_IDLE_MINUTES,
         routers: list[Router] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        duplicate_metres: float | None = None,
     ):
         self.sessionmaker = sessionmaker
         self.clock = clock
+        self.duplicate_metres = duplicate_metres
         self.idle = timedelta(minutes=idle_minutes)
         # The registry: every feature's commands, buttons, dialogs and views, found by name.
         self.router = Router()
@@ -159,6 +161,8 @@ class Engine:
         ctx = Context(session=session, person=person, dialog_state=state, now=self.clock(), platform=sender.platform,
                       registry=self.router)
         ctx.settings["language_hint"] = hint
+        if self.duplicate_metres is not None:
+            ctx.settings["duplicate_metres"] = self.duplicate_metres
         return ctx
 
     async def _dispatch(self, ctx: Context, message: Inbound) -> None:
@@ -262,7 +266,7 @@ class Engine:
             typed = clean(message.text)
             number = find_case_number(typed)
             if number:
-                await cases.show_case(ctx, number)
+                await cases.open_typed_case(ctx, typed)
                 return
             if len(typed) >= report.MIN_DESCRIPTION:
                 # Someone simply describing a problem: start a report with what they typed.
@@ -270,6 +274,9 @@ class Engine:
                 ctx.replies.clear()
                 await self.dialogs["report"].handle(ctx, message)
                 return
+        if message.kind in ("photo", "voice"):
+            await additions.media_outside_dialogs(ctx, message)
+            return
         if message.kind == "button":
             # A button of a finished dialog (an earlier "Submit", a place): it is done, say so.
             ctx.say(ctx.t("That button belongs to a step that is already finished. What would you like to do now?"))

@@ -78,6 +78,11 @@ def number(language: str, value: int) -> str:
     return text.translate(TIBETAN_DIGITS) if language == "bo" else text
 
 
+def digits(language: str, value: str) -> str:
+    """A code or coordinates in the reader's digits (Tibetan digits in Tibetan); typed back, either is understood."""
+    return value.translate(TIBETAN_DIGITS) if language == "bo" else value
+
+
 def duration(language: str, span: timedelta) -> str:
     """Whole days when it divides evenly, else hours. Babel's `bo` data gives '3 d', so the catalogs word it."""
     hours = round(span.total_seconds() / 3600)

@@ -7,14 +7,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Case, Department, Matter, Notification
+from storage.cases import INSUFFICIENT_INFORMATION
+from storage.models import Attachment, Case, Department, Matter, Notification
 from storage.people import active_roles
 from storage.reading import Level, mask_personal_data, reading_for
 
 from . import i18n
 from .i18n import N_
+from .evidence import media_entry
 from .protocol import Button, Reply
-from .wording import RETURN_REASONS, STAGE_NAMES, localised_reason, next_steps_after_rejection
+from .wording import MEDIA_NAMES, RETURN_REASONS, STAGE_NAMES, localised_reason, next_steps_after_rejection
 
 NOTICES = {
     "report.centre": N_("New report {number} ({matter}) is waiting for acceptance."),
@@ -59,7 +61,16 @@ NOTICES = {
     "prompt.department": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.grid_workers": N_("Reminder about case {number} ({matter}): {note}"),
     "prompt.centre": N_("Reminder about case {number} ({matter}): {note}"),
+    "add_to_case.holders": N_("The resident added to case {number} ({matter}): {addition}"),
+    "add_to_case.grid_workers": N_("The resident added to case {number} ({matter}) in your grid: {addition}"),
+    "resubmit.centre": N_("The resident added the missing information to case {number} ({matter}); it waits for "
+                          "acceptance again: {addition}"),
+    "reply_to_resident.reporter": N_("A message about case {number} ({matter}) from the staff handling it: {note}"),
+    "merge.reporter": N_("Case {number} ({matter}) repeats case {into}, which was reported earlier: the two were merged. "
+                         "You now follow case {into} and will be told what happens."),
 }
+ACCESS_CODE_LINE = N_("To follow it from another app or phone: {number} · {code}")
+FOLLOWED_LINE = N_("About case {number}, which you follow:")
 NOT_SHOWN = N_("(not shown)")
 NOTE_PARAMS = ("reason", "result", "note")  # what people typed along a step: read by the reading rule
 
@@ -99,6 +110,9 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     for key in ("deadline", "verify_by"):
         if params.get(key):
             params[key] = i18n.local_time(language, datetime.fromisoformat(params[key]))
+    if params.get("content"):  # an addition: its text, or what was sent
+        kinds = [i18n.translate(language, MEDIA_NAMES[k]) for k in params["content"].split("+") if k in MEDIA_NAMES]
+        params["addition"] = params.get("note") or ", ".join(kinds)
     template = NOTICES.get(notification.message_key)
     if template is None:
         template = N_("There is news about case {number}.")
@@ -106,7 +120,22 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
     hidden = i18n.translate(language, NOT_SHOWN)
     text = i18n.translate(language, template, **{k: hidden if params.get(k, "") is None else params.get(k, "")
                                                   for k in wanted})
-    buttons = [[Button(i18n.translate(language, "Open case {number}", number=params["number"]), f"case:{params['number']}")]]
+    media: list[dict] = []
+    reporter = False
+    case = None
+    if notification.message_key.endswith(".reporter"):
+        case = await session.get(Case, notification.case_id)
+        reporter = case is not None and case.reporter_id == notification.recipient_id  # not a follower
+        if reporter and case.access_code and notification.message_key != "merge.reporter":
+            text += "\n" + i18n.translate(language, ACCESS_CODE_LINE, number=case.number, code=i18n.digits(language, case.access_code))
+        elif case is not None and not reporter:  # the reporter's notice, to someone who follows the case
+            text = "👥 " + i18n.translate(language, FOLLOWED_LINE, number=case.number) + "\n" + text
+    elif notification.message_key.startswith(("add_to_case.", "resubmit.")):
+        # Staff get the photos and voice notes of the addition with the notice, from whatever platform.
+        rows = await session.scalars(select(Attachment).where(Attachment.event_id == notification.event_id).order_by(Attachment.id))
+        media = [media_entry(a, for_staff=True) for a in rows]
+    opened = params.get("into") if notification.message_key == "merge.reporter" else params["number"]
+    buttons = [[Button(i18n.translate(language, "Open case {number}", number=opened), f"case:{opened}")]]
     if notification.message_key == "reject.reporter":
         advice, follow = next_steps_after_rejection(language, stored_reason)
         text += "\n\n" + advice
@@ -116,4 +145,9 @@ async def render(session: AsyncSession, language: str, notification: Notificatio
                         Button(i18n.translate(language, "🏘 My grid"), "menu:grid")])
     if notification.message_key in ("verify_pass.reporter", "resolve_on_spot.reporter"):
         buttons.insert(0, [Button(i18n.translate(language, "⭐ Rate the outcome"), f"rate:{params['number']}")])
-    return Reply(text=text, buttons=buttons)
+    if notification.message_key == "reject.reporter" and reporter and case.state == "rejected" \
+            and notification.params.get("reason") == INSUFFICIENT_INFORMATION:
+        buttons.insert(0, [Button(i18n.translate(language, "➕ Add the missing information"), f"add:{params['number']}")])
+    if notification.message_key == "reply_to_resident.reporter" and reporter:
+        buttons.insert(0, [Button(i18n.translate(language, "↩ Answer"), f"add:{params['number']}")])
+    return Reply(text=text, buttons=buttons, media=media)

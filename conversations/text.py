@@ -34,6 +34,8 @@ def without_controls(text: str, limit: int = 10_000) -> str:
 
 
 CASE_NUMBER = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}\b", re.IGNORECASE)
+# "LS-20261201-0007 · 4821": a case number with its access code (any separator but digits)
+WITH_CODE = re.compile(r"\bLS-[0-9]{8}-[0-9]{4,}[^0-9A-Za-z]{1,5}([0-9]{4})\b", re.IGNORECASE)
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,18}[0-9]$")
 
 
@@ -41,6 +43,12 @@ def find_case_number(typed: str) -> str | None:
     """A case number in what was typed (Tibetan digits too), as stored: LS-YYYYMMDD-NNNN."""
     match = CASE_NUMBER.search((typed or "").translate(ASCII_DIGITS))
     return match.group(0).upper() if match else None
+
+
+def find_access_code(typed: str) -> str | None:
+    """The access code typed after a case number, if any."""
+    match = WITH_CODE.search((typed or "").translate(ASCII_DIGITS))
+    return match.group(1) if match else None
 
 
 def normalised_phone(typed: str | None) -> str | None:

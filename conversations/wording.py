@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from storage.reading import INTERNAL, NOTE_KINDS
+
 from .i18n import N_, translate
 
 STATE_NAMES = {
@@ -16,6 +18,7 @@ STATE_NAMES = {
     "handled": N_("Result in, waiting for verification"),
     "closed": N_("Closed"),
     "withdrawn": N_("Withdrawn by the resident"),
+    "merged": N_("Merged into another case"),
 }
 
 # What happened, as the resident reads it in the case's timeline.
@@ -46,8 +49,17 @@ ACTION_NAMES = {
     "relay_feedback": N_("Feedback from the resident, relayed by the grid worker"),
     "comment": N_("Comment"),
     "prompt": N_("Reminder to the people responsible"),
+    "add_to_case": N_("Added by the resident"),
+    "resubmit": N_("Missing information added by the resident; back to the grid centre"),
+    "reply_to_resident": N_("Message to the resident"),
+    "merge": N_("Merged into case {number}, which carries on"),
+    "merged_in": N_("Case {number}, a repeat of this one, was merged into it"),
     "publish": N_("The grid centre published a wording for the public"),
 }
+
+# Notes only staff read (Art. 19); labelled so in the staff's timeline.
+INTERNAL_NOTES = tuple(action for action, kind in NOTE_KINDS.items() if kind == INTERNAL)
+MEDIA_NAMES = {"photo": N_("📷 photo"), "voice": N_("🎤 voice note")}
 
 ROLE_NAMES = {
     "resident": N_("Resident"),

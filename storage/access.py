@@ -26,8 +26,13 @@ def covers(assignment: RoleAssignment, case: Case) -> bool:
     return False
 
 
+def is_follower(person_id: int, case: Case) -> bool:
+    """A supporter of the case, a merged repeat's reporter, or someone who opened it with its access code."""
+    return any(f.person_id == person_id for f in case.followers)
+
+
 def can_view(person_id: int, assignments: list[RoleAssignment], case: Case) -> bool:
-    if case.reporter_id == person_id:
+    if case.reporter_id == person_id or is_follower(person_id, case):
         return True
     for assignment in assignments:
         if covers(assignment, case):

@@ -7,11 +7,13 @@ causes. Functions take an `AsyncSession`; `CaseStore` wraps them in a transactio
 
 from __future__ import annotations
 
+import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -32,8 +34,10 @@ from .lifecycle import (
     stage_of,
 )
 from .models import (
+    AccessCodeAttempt,
     Attachment,
     Case,
+    CaseFollower,
     CaseEvent,
     CaseMilestone,
     CaseNumberCounter,
@@ -55,8 +59,15 @@ MAX_DESCRIPTION = 2000
 DESCRIPTION_LANGUAGES = ("zh", "bo", "mixed")  # mixed: a fair share of words in each (storage.words)
 MAX_ATTACHMENTS = 10
 REOPEN_DAYS = 7
+RESUBMIT_DAYS = 7  # after a rejection for insufficient information, the missing part may be added this long
+# The listed rejection reason "insufficient information", as stored (in the official language).
+INSUFFICIENT_INFORMATION = "信息不足"
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
 CASE_PREFIX = "LS"
+DUPLICATE_METRES = 100  # a report this close to an open case of the same matter may be a repeat
+DUPLICATE_DAYS = 30
+CODE_TRIES_PER_PERSON = 5  # failed number + access code tries per person per hour
+CODE_TRIES_PER_NUMBER = 10  # and per case number per hour, whoever tries
 
 
 class LocationOutsideGrids(CaseError):
@@ -67,14 +78,27 @@ class InvalidInput(CaseError):
     code = "invalid_input"
 
 
+class TooManyTries(CaseError):
+    code = "too_many_tries"
+
+
 @dataclass
 class Photo:
+    """A photo or voice note as a case keeps it (see storage.media for storing the file)."""
+
     platform: str | None = None
     platform_file_id: str | None = None
     stored_path: str | None = None
     sha256: str | None = None
     size: int | None = None
     content_type: str | None = None
+    kind: str = "photo"  # photo | voice
+    duration_seconds: int | None = None
+    public_path: str | None = None
+
+
+def new_access_code() -> str:
+    return f"{secrets.randbelow(10000):04d}"
 
 
 async def next_case_number(session: AsyncSession, now: datetime) -> str:
@@ -169,8 +193,10 @@ async def open_case(
         centre_node_id=centre.id,
         created_at=now,
         updated_at=now,
+        access_code=new_access_code(),
     )
     case.matter, case.grid, case.centre_node, case.department, case.attachments = matter, grid, centre, None, []
+    case.followers = []
     session.add(case)
     await session.flush()
     role = Role.grid_worker if source == CaseSource.worker_patrol else Role.resident
@@ -235,7 +261,22 @@ async def act(
         )
     if trigger == "rate" and inputs.get("rating") not in RATINGS:
         raise InvalidInput("rating must be one of " + ", ".join(RATINGS), field="rating")
+    photos = list(photos)
+    if trigger == "resubmit" and not may_resubmit(case, now):
+        raise NotAllowedInState("only a case rejected for insufficient information takes additions, within "
+                                f"{RESUBMIT_DAYS} days", action=trigger, state=case.state)
+    if trigger in ("add_to_case", "resubmit"):
+        if inputs.get("note") is not None and len(str(inputs["note"])) > MAX_DESCRIPTION:
+            raise InvalidInput("addition too long", field="note", limit=MAX_DESCRIPTION)
+        if len(photos) > MAX_ATTACHMENTS or len(case.attachments) + len(photos) > 5 * MAX_ATTACHMENTS:
+            raise InvalidInput("too many photos", field="photos", limit=MAX_ATTACHMENTS)
+        inputs["content"] = inputs.get("note") or ("+".join(sorted({p.kind for p in photos})) if photos else None)
+    if trigger == "merge" and inputs.get("into") not in (None, ""):
+        inputs["into"] = await _merge_target(session, case, inputs["into"])
+
     await _step(session, case, actor_id, role.value, trigger, inputs, now, photos)
+    if trigger == "merge":
+        await _carry_over(session, case, inputs["into"], actor_id, role.value, now)
     try:
         await session.flush()
     except StaleDataError as exc:
@@ -390,8 +431,20 @@ def _apply(case: Case, trigger: str, inputs: dict[str, Any], now: datetime) -> d
         case.result_text = None
         case.verification_outcome = None
         params["reason"] = inputs["reason"]
-    elif trigger in ("comment", "prompt", "relay_feedback"):
+    elif trigger in ("comment", "prompt", "relay_feedback", "reply_to_resident"):
         params["note"] = inputs["note"]
+    elif trigger in ("add_to_case", "resubmit"):
+        params["content"] = inputs["content"]
+        if inputs.get("note"):
+            params["note"] = inputs["note"]
+        if trigger == "resubmit":
+            case.rejection_reason = None
+            case.closed_at = None
+    elif trigger == "merge":
+        target: Case = inputs["into"]
+        case.merged_into_id = target.id
+        case.closed_at = now
+        params["into"] = target.number
     elif trigger == "publish":
         text = str(inputs["public_text"]).strip()
         if len(text) > MAX_DESCRIPTION:
@@ -412,6 +465,29 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+async def _merge_target(session: AsyncSession, case: Case, ref: str | int) -> Case:
+    """The case a repeat joins: open, of the same matter, not the case itself."""
+    try:
+        target = await load_case(session, ref.strip().upper() if isinstance(ref, str) else ref, for_update=True)
+    except CaseNotFound:
+        raise InvalidInput("no such case to merge into", field="into", reason="not_found") from None
+    if target.id == case.id:
+        raise InvalidInput("a case cannot be merged into itself", field="into", reason="same_case")
+    if target.state not in lifecycle.OPEN_STATES:
+        raise InvalidInput("the case to merge into is closed", field="into", reason="closed")
+    if target.matter_id != case.matter_id:
+        raise InvalidInput("the case to merge into is of another matter", field="into", reason="other_matter")
+    return target
+
+
+async def _carry_over(session: AsyncSession, case: Case, target: Case, actor_id: int, role: str, now: datetime) -> None:
+    """After a merge: the repeat's reporter and followers follow the surviving case, whose timeline says so."""
+    for person_id in [case.reporter_id, *[f.person_id for f in case.followers]]:
+        await add_follower(session, target, person_id, "merged", now)
+    await _record(session, target, actor_id, role, "merged_in", target.state, target.state, None,
+                  {"case": case.number}, now)
+
+
 async def rate(
     session: AsyncSession, ref: int | str, person_id: int, rating: str, comment: str | None = None, *, now=None
 ) -> Case:
@@ -422,6 +498,16 @@ async def rate(
         # Stored in the official language, like other listed reasons; readers see it translated.
         case = await act(session, case.id, person_id, "reopen", reason=comment or "不满意", now=now)
     return case
+
+
+def may_resubmit(case: Case, now: datetime) -> bool:
+    """Rejected for insufficient information, recently: the resident may add what was missing."""
+    return (
+        case.state == State.rejected
+        and case.rejection_reason == INSUFFICIENT_INFORMATION
+        and case.closed_at is not None
+        and now - case.closed_at <= timedelta(days=RESUBMIT_DAYS)
+    )
 
 
 def _may_reopen(case: Case, now: datetime) -> bool:
@@ -472,11 +558,15 @@ async def _people(session: AsyncSession, role, **scope) -> list[int]:
 
 
 async def _audience(session: AsyncSession, case: Case, audience: str) -> list[int]:
+    if audience == "reporter":  # and those who follow the case
+        return [case.reporter_id, *await follower_ids(session, case.id)]
+    if audience == "holders":
+        if case.department_id is not None and case.state in (State.transferred, State.in_progress):
+            return await _people(session, Role.department_handler, department_id=case.department_id)
+        return await _people(session, Role.centre_staff, node_id=case.centre_node_id)
     if audience == "holder":
         stage = stage_of(case.state)
         return await _audience(session, case, stage.holder) if stage is not None else []
-    if audience == "reporter":
-        return [case.reporter_id]
     if audience == "grid_chief":
         return await _people(session, Role.grid_chief, node_id=case.grid_id)
     if audience == "supervisor":
@@ -525,6 +615,95 @@ async def case_for_person(session: AsyncSession, person_id: int, number: str) ->
     if not access.can_view(person_id, await active_roles(session, person_id), case):
         raise CaseNotFound("no such case", ref=number)
     return case
+
+
+async def follower_ids(session: AsyncSession, case_id: int) -> list[int]:
+    rows = await session.scalars(select(CaseFollower.person_id).where(CaseFollower.case_id == case_id).order_by(CaseFollower.id))
+    return list(rows)
+
+
+async def add_follower(session: AsyncSession, case: Case, person_id: int, reason: str, now: datetime | None = None) -> bool:
+    """Make the person a follower (told what the reporter is told); False when they already were, or reported it."""
+    if person_id == case.reporter_id:
+        return False
+    known = await session.scalar(
+        select(CaseFollower.id).where(CaseFollower.case_id == case.id, CaseFollower.person_id == person_id)
+    )
+    if known is not None:
+        return False
+    follower = CaseFollower(case_id=case.id, person_id=person_id, reason=reason, created_at=now or utcnow())
+    session.add(follower)
+    await session.flush()
+    await session.refresh(case, ["followers"])
+    return True
+
+
+async def follow_with_code(session: AsyncSession, person_id: int, number: str, code: str, *,
+                           now: datetime | None = None) -> Case | None:
+    """Number + access code: the person follows the case. A wrong code and a missing case give the same
+    None (the failed try is recorded, so keep it in the transaction); after too many failed tries, per
+    person or per number, TooManyTries before anything is looked at."""
+    now = now or utcnow()
+    number = number.strip().upper()
+    since = now - timedelta(hours=1)
+    by_person = await session.scalar(select(func.count()).select_from(AccessCodeAttempt).where(
+        AccessCodeAttempt.person_id == person_id, AccessCodeAttempt.at >= since))
+    by_number = await session.scalar(select(func.count()).select_from(AccessCodeAttempt).where(
+        AccessCodeAttempt.number == number, AccessCodeAttempt.at >= since))
+    if by_person >= CODE_TRIES_PER_PERSON or by_number >= CODE_TRIES_PER_NUMBER:
+        raise TooManyTries("too many tries; wait an hour", ref=number)
+    case = await session.scalar(select(Case).where(Case.number == number))
+    if case is None or not case.access_code or not secrets.compare_digest(case.access_code, code.strip()):
+        session.add(AccessCodeAttempt(person_id=person_id, number=number[:24], at=now))
+        await session.flush()
+        return None
+    await add_follower(session, case, person_id, "access_code", now)
+    return case
+
+
+def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+async def nearby_open_cases(session: AsyncSession, matter_code: str, latitude: float, longitude: float, *,
+                            now: datetime | None = None, metres: float = DUPLICATE_METRES, days: int = DUPLICATE_DAYS,
+                            limit: int = 3) -> list[tuple[Case, float]]:
+    """Open cases of the same matter within `metres`, reported in the last `days`: maybe the same problem."""
+    now = now or utcnow()
+    dlat = metres / 111_320
+    dlon = metres / (111_320 * max(math.cos(math.radians(latitude)), 0.01))
+    rows = await session.scalars(
+        select(Case).join(Matter, Matter.id == Case.matter_id).where(
+            Matter.code == matter_code,
+            Case.state.in_(lifecycle.OPEN_STATES),
+            Case.created_at >= now - timedelta(days=days),
+            Case.latitude.between(latitude - dlat, latitude + dlat),
+            Case.longitude.between(longitude - dlon, longitude + dlon),
+        ).limit(50)
+    )
+    found = [(c, _metres(latitude, longitude, c.latitude, c.longitude)) for c in rows]
+    return sorted([(c, d) for c, d in found if d <= metres], key=lambda pair: pair[1])[:limit]
+
+
+async def cases_followed_by(session: AsyncSession, person_id: int, limit: int = 10) -> list[Case]:
+    """Cases the person follows (supporter, merged repeat, access code), newest first."""
+    rows = await session.scalars(
+        select(Case).join(CaseFollower, CaseFollower.case_id == Case.id).where(CaseFollower.person_id == person_id)
+        .order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
+async def open_cases_of(session: AsyncSession, person_id: int, limit: int = 5) -> list[Case]:
+    """The person's own open cases, newest first (what an addition may go to)."""
+    rows = await session.scalars(
+        select(Case).where(Case.reporter_id == person_id, Case.state.in_(lifecycle.OPEN_STATES))
+        .order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
+    )
+    return list(rows)
 
 
 async def cases_reported_by(session: AsyncSession, person_id: int, limit: int = 20, offset: int = 0) -> list[Case]:

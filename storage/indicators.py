@@ -429,7 +429,8 @@ async def _candidates(session: AsyncSession, scope: Scope, grid_ids: list[int], 
     start, end = period.start, period.end
     connection = await session.connection()
     dialect = connection.dialect.name
-    base = [Case.created_at < end]
+    # A case merged into another (a repeat report, 合并) is counted once, as the case it joined.
+    base = [Case.created_at < end, Case.merged_into_id.is_(None)]
     if scope.matter is not None:
         base.append(Case.matter_id == scope.matter.id)
     columns = (Case.id, Case.grid_id, Case.matter_id, Case.department_id, _moment_column(Case.created_at, dialect))

@@ -28,6 +28,7 @@ class State:
     handled = "handled"  # 反馈: result in, waiting for verification 核查
     closed = "closed"  # 办结
     withdrawn = "withdrawn"  # 撤回: the resident withdrew the report before handling started
+    merged = "merged"  # 合并: a repeat of another case, which carries on
 
 
 STATES = [
@@ -40,8 +41,9 @@ STATES = [
     State.handled,
     State.closed,
     State.withdrawn,
+    State.merged,
 ]
-CLOSED_STATES = [State.rejected, State.closed, State.withdrawn]
+CLOSED_STATES = [State.rejected, State.closed, State.withdrawn, State.merged]
 OPEN_STATES = [s for s in STATES if s not in CLOSED_STATES]
 HANDLING = [State.transferred, State.in_progress]
 
@@ -60,8 +62,10 @@ SYSTEM = (Role.system,)  # the supervision sweep: time limits that act (限时�
 #   department    the handlers of the assigned department
 #   overseers     the grid chief and instructors of the case's grid
 #   holder        whoever holds the case in its current stage (see STAGES)
+#   holders       the staff holding the case now: the department while it handles it, else the centre
 #   supervisor    the staff of the next level's grid centre supervising an overdue case
 #   grid_chief    the grid chief of the case's grid
+# (the reporter's notices also go to the case's followers)
 ANY_STATE = "*"
 
 # Listed reasons a department returns a case that is not theirs (退单).
@@ -117,6 +121,19 @@ TRANSITIONS: list[dict[str, Any]] = [
          roles=GRID_WORKERS + OVERSEERS + CENTRE, needs=["note"], notify=[]),
     dict(trigger="prompt", source=OPEN_STATES, dest=None,
          roles=OVERSEERS, needs=["note"], notify=["department", "grid_workers", "centre"]),
+    # The case as a conversation: the resident adds text, photos or a voice note (the store sets
+    # `content` from the note or the media); staff write to the resident (回访), unlike a comment.
+    dict(trigger="add_to_case", source=OPEN_STATES, dest=None,
+         roles=RESIDENT, needs=["content"], notify=["holders", "grid_workers"]),
+    # Rejected for insufficient information: the resident adds what was missing (within 7 days) and
+    # the case goes back to the grid centre (the store checks the reason and the time).
+    dict(trigger="resubmit", source=[State.rejected], dest=State.reported,
+         roles=RESIDENT, needs=["content"], notify=["centre"], starts="accept"),
+    dict(trigger="reply_to_resident", source=ANY_STATE, dest=None,
+         roles=CENTRE + HANDLER + GRID_WORKERS, needs=["note"], notify=["reporter"]),
+    # 合并: a repeat report joins the case that carries on; its reporter follows that one.
+    dict(trigger="merge", source=[State.reported, State.accepted], dest=State.merged,
+         roles=CENTRE, needs=["into"], notify=["reporter"]),
     # The grid centre writes the public wording of a case for Open311 (never for matters about particular people).
     dict(trigger="publish", source=ANY_STATE, dest=None,
          roles=CENTRE, needs=["public_text"], guards=["publishable"], notify=[]),

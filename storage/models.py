@@ -326,6 +326,9 @@ class Case(Base):
     # When the retention job (or an erasure) removed the personal data of the case.
     anonymised_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # With the number, opens the case on any platform and makes the person a follower.
+    access_code: Mapped[str | None] = mapped_column(String(8))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))  # 合并: the case that carries on
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -336,6 +339,7 @@ class Case(Base):
     department: Mapped[Department | None] = relationship(lazy="joined")
     reporter: Mapped[Person] = relationship(foreign_keys=[reporter_id], lazy="raise")
     attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
+    followers: Mapped[list[CaseFollower]] = relationship(lazy="selectin", order_by="CaseFollower.id")
 
 
 class CaseMilestone(Base):
@@ -365,7 +369,7 @@ class CaseMilestone(Base):
 
 
 class Attachment(Base):
-    """A photo attached to a case (by the reporter, a handler, or a verifier)."""
+    """A photo or voice note attached to a case (by the reporter, a handler, or a verifier)."""
 
     __tablename__ = "attachments"
 
@@ -378,6 +382,49 @@ class Attachment(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(Integer)
     content_type: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="photo", server_default="photo")  # photo | voice
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)  # voice notes
+    # A copy without EXIF location, for readers who are not staff (the original is kept for staff).
+    public_path: Mapped[str | None] = mapped_column(String(400))
+
+
+class CaseFollower(Base):
+    """Someone told about a case besides its reporter: a supporter of a duplicate, a merged case's
+    reporter, or a person who opened it with number and access code."""
+
+    __tablename__ = "case_followers"
+    __table_args__ = (UniqueConstraint("case_id", "person_id", name="uq_case_followers_case_person"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # access_code | supporter | merged
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessCodeAttempt(Base):
+    """A failed try of a case number with an access code: tries are limited per person and per number."""
+
+    __tablename__ = "access_code_attempts"
+    __table_args__ = (
+        Index("ix_access_code_attempts_person_at", "person_id", "at"),
+        Index("ix_access_code_attempts_number_at", "number", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    number: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppSecret(Base):
+    """Secrets made once and shared by every instance (e.g. the key that signs media links)."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -130,6 +130,13 @@ NOTE_KINDS: dict[str, str] = {
     "refuse_extension": INTERNAL,
     "return_to_centre": INTERNAL,
     "withdraw": RESIDENT,
+    # The case as a conversation (issue 13): what the resident adds is theirs; a message to the
+    # resident is read by the resident (and staff), never by the public; a merge is public wording.
+    "add_to_case": RESIDENT,
+    "resubmit": RESIDENT,
+    "reply_to_resident": RESIDENT,
+    "merge": PUBLIC,
+    "merged_in": PUBLIC,
 }
 # Steps a resident does not see at all (they see the public wording of every other step; an urge
 # 催办 they were told about is in their timeline too).
@@ -172,6 +179,8 @@ def readers_of(person_id: int, assignments: list[RoleAssignment], case: Case) ->
     found: set[Reader] = set()
     if case.reporter_id == person_id:
         found.add(Reader.reporter)
+    elif any(f.person_id == person_id for f in case.followers):
+        found.add(Reader.public)  # a follower (access code, supporter, merged repeat) reads what anyone may
     for assignment in assignments:
         in_area = (assignment.role == Role.centre_staff and assignment.node is not None
                    and assignment.node.contains(case.grid))

@@ -1,12 +1,15 @@
 """Retention and erasure (PIPL: keep personal data no longer than needed).
 
 - `anonymise_expired`: a case closed longer ago than the retention period loses the reporter's
-  phone, its photos, its exact location (rounded to about 100 m) and its free text (description,
-  address, names, results, reasons, comments, and the notes of its timeline and outbox); the case,
+  phone, its photos and voice notes (original files and EXIF-free copies), who follows it, its exact
+  location (rounded to about 100 m) and its free text (description, address, names, results,
+  reasons, comments, and the notes of its timeline and outbox); the case,
   its matter, grid, states, times, ratings and timeline steps stay, so indicators stay right.
-  Run once a day by one instance (`claim_daily`); each case is done once (it is marked).
+  Run once a day by one instance (`claim_daily`); each case is done once (it is marked). Failed
+  access-code tries older than a day are dropped too.
 - `erase_person`: a request to delete: refused while the person has an open case; otherwise their
-  cases are anonymised, their account details, identities, dialogs and messages removed, and their
+  cases are anonymised, their account details, identities, dialogs, messages, the cases they follow
+  and their access-code tries removed, and their
   phone numbers replaced in every text column of the database.
 
 Case events are otherwise immutable: only these functions rewrite their note and data, with
@@ -28,11 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .lifecycle import OPEN_STATES
 from .models import (
+    AccessCodeAttempt,
     ApiToken,
     Attachment,
     Base,
     Case,
     CaseEvent,
+    CaseFollower,
     DialogState,
     Identity,
     Notification,
@@ -51,6 +56,7 @@ DEFAULT_RETENTION_DAYS = 365
 REPLIES_KEPT = timedelta(days=2)  # a redelivered update needs its answer for a day at most
 DRAFTS_KEPT = timedelta(days=2)  # an unfinished report is offered again for 24 hours
 SEEN_INBOX_KEPT = timedelta(days=30)
+CODE_TRIES_KEPT = timedelta(days=1)  # failed access-code tries only count for an hour
 NOTIFICATION_KEYS = frozenset({"number", "matter"}) | PLAIN_DATA_KEYS
 ERASED = "[erased]"
 BATCH = 200
@@ -88,10 +94,11 @@ def _plain(data: dict | None, keep: frozenset[str]) -> dict:
     return {k: v for k, v in (data or {}).items() if k in keep}
 
 
-def _file_of(attachment: Attachment, attachments_dir: str | None) -> Path | None:
-    if not attachment.stored_path:
+def _file_of(attachment: Attachment, attachments_dir: str | None, stored: str | None = None) -> Path | None:
+    stored = attachment.stored_path if stored is None else stored
+    if not stored:
         return None
-    path = Path(attachment.stored_path)
+    path = Path(stored)
     if not path.is_absolute() and attachments_dir and not path.exists():
         path = Path(attachments_dir) / path
     return path
@@ -113,19 +120,21 @@ async def anonymise_case(session: AsyncSession, case: Case, removed: Removed, *,
         case.longitude = round(case.longitude, COORDINATE_DECIMALS)
     case.anonymised_at = now
     for attachment in list(case.attachments):
-        path = _file_of(attachment, attachments_dir)
-        shared = await session.scalar(
-            select(func.count(Attachment.id)).where(Attachment.id != attachment.id,
-                                                    Attachment.stored_path == attachment.stored_path)
-        ) if path is not None else 0
-        if path is not None and not shared:
-            try:
-                os.remove(path)
-                removed.files += 1
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("photo file of case %s not removed: %s", case.number, type(exc).__name__)
+        # The original and, for photos, the copy without EXIF shown to residents (storage.media).
+        for column in (Attachment.stored_path, Attachment.public_path):
+            stored = getattr(attachment, column.key)
+            path = _file_of(attachment, attachments_dir, stored or "")
+            shared = await session.scalar(
+                select(func.count(Attachment.id)).where(Attachment.id != attachment.id, column == stored)
+            ) if path is not None else 0
+            if path is not None and not shared:
+                try:
+                    os.remove(path)
+                    removed.files += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("photo file of case %s not removed: %s", case.number, type(exc).__name__)
         await session.delete(attachment)
         removed.photos += 1
     # Immutable history: rewritten here only, without loading the rows as ORM objects.
@@ -148,6 +157,9 @@ async def anonymise_case(session: AsyncSession, case: Case, removed: Removed, *,
             .execution_options(synchronize_session=False)
         )
     removed.notifications += len(notifications)
+    # Who followed the case (access code, supporters, merged repeats) is personal too.
+    await session.execute(delete(CaseFollower).where(CaseFollower.case_id == case.id)
+                          .execution_options(synchronize_session=False))
     removed.cases += 1
     removed.numbers.append(case.number)
 
@@ -189,6 +201,8 @@ async def anonymise_expired(session: AsyncSession, *, now: datetime | None = Non
         .values(draft=None, draft_saved_at=None).execution_options(synchronize_session=False)
     )
     removed.drafts += result.rowcount or 0
+    await session.execute(delete(AccessCodeAttempt).where(AccessCodeAttempt.at < now - CODE_TRIES_KEPT)
+                          .execution_options(synchronize_session=False))
     await session.flush()
     return removed
 
@@ -250,6 +264,11 @@ async def erase_person(session: AsyncSession, person_id: int, *, now: datetime |
         delete(Identity).where(Identity.person_id == person_id).execution_options(synchronize_session=False)
     )).rowcount or 0
     await session.execute(delete(DialogState).where(DialogState.person_id == person_id)
+                          .execution_options(synchronize_session=False))
+    # The cases they follow and their access-code tries (issue 13).
+    await session.execute(delete(CaseFollower).where(CaseFollower.person_id == person_id)
+                          .execution_options(synchronize_session=False))
+    await session.execute(delete(AccessCodeAttempt).where(AccessCodeAttempt.person_id == person_id)
                           .execution_options(synchronize_session=False))
     removed.messages += (await session.execute(
         delete(WebInboxMessage).where(WebInboxMessage.person_id == person_id).execution_options(synchronize_session=False)

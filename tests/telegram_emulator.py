@@ -27,6 +27,11 @@ setWebhook (remembering the URL and secret), registers itself with the emulator 
 and relays each push to the bot with the secret header and corrections 2 and 3, always
 answering the emulator 200.
 
+6. The emulator has no sendPhoto, sendVoice, sendLocation or getFile (HTTP 500)
+                                              → the proxy answers them itself: sends are recorded in
+                                                `media` (with the uploaded bytes), getFile and the file
+                                                download serve what a fake user sent (`FixingProxy.files`).
+
 The emulator answers only getMe, getUpdates, sendMessage, deleteMessage,
 answerCallbackQuery, editMessageText, editMessageReplyMarkup, setWebhook and
 deleteWebhook (others: HTTP 500). Its getUpdates ignores offset and timeout: poll with
@@ -53,6 +58,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp import web
+
+from tests.media_samples import sample_jpeg
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 EMULATOR_JS = E2E_DIR / "emulator.js"
@@ -185,6 +192,9 @@ class FixingProxy:
         # is delivered, but the bot gets 502, as when the answer is lost on the way back).
         self.faults: list[tuple[str, str, float]] = []
         self.injected: list[tuple[str, str]] = []  # (method, kind) of the faults answered
+        self.files: dict[str, tuple[bytes, str]] = {}  # file id → (bytes, file path) a fake user sent
+        self.media: list[SentMedia] = []  # photos, voice notes and locations the bot sent
+        self._media_ids = itertools.count(100_000)
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -197,6 +207,7 @@ class FixingProxy:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/_push/{token}", self._push)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner, self.port = await serve_on_loopback(app)
         return self
@@ -207,11 +218,63 @@ class FixingProxy:
         if self._session is not None:
             await self._session.close()
 
+    def add_file(self, file_id: str, data: bytes, file_path: str) -> None:
+        """What getFile and the download answer for `file_id` (a fake user's photo or voice note)."""
+        self.files[file_id] = (data, file_path)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["path"]
+        for data, file_path in self.files.values():
+            if file_path == wanted:
+                return web.Response(body=data)
+        return web.Response(status=404)
+
+    async def _answer_media(self, method: str, request: web.Request) -> web.Response:
+        """6: sendPhoto / sendVoice / sendLocation / getFile, answered here."""
+        params: dict[str, Any] = {}
+        upload: bytes | None = None
+        if request.content_type == "multipart/form-data":
+            for key, value in (await request.post()).items():
+                if isinstance(value, str):
+                    params[key] = value
+                else:
+                    upload = value.file.read()
+        elif request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = dict(parse_qsl((await request.read()).decode()))
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            if file_id not in self.files:
+                return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"},
+                                         status=400)
+            data, file_path = self.files[file_id]
+            return web.json_response({"ok": True, "result": {
+                "file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data), "file_path": file_path}})
+        chat_id = str(params.get("chat_id"))
+        kind = {"sendPhoto": "photo", "sendVoice": "voice", "sendLocation": "location"}[method]
+        sent = SentMedia(chat_id=chat_id, kind=kind, file_id=str(params.get(kind, "")) if upload is None else None,
+                         data=upload, latitude=float(params["latitude"]) if "latitude" in params else None,
+                         longitude=float(params["longitude"]) if "longitude" in params else None)
+        self.media.append(sent)
+        result: dict[str, Any] = {"message_id": next(self._media_ids), "date": int(time.time()),
+                                  "chat": {"id": int(chat_id), "type": "private"}}
+        new_id = sent.file_id or f"sent-{result['message_id']}"
+        if kind == "photo":
+            result["photo"] = [{"file_id": new_id, "file_unique_id": new_id, "width": 1, "height": 1}]
+        elif kind == "voice":
+            result["voice"] = {"file_id": new_id, "file_unique_id": new_id, "duration": 1}
+        else:
+            result["location"] = {"latitude": sent.latitude, "longitude": sent.longitude}
+        return web.json_response({"ok": True, "result": result})
+
     async def _forward(self, request: web.Request) -> web.Response:
-        body = await request.read()
         path = request.match_info["tail"]
         token, _, method = path.removeprefix("bot").partition("/")
         self.calls[method] += 1
+        if method in ("sendPhoto", "sendVoice", "sendLocation", "getFile"):
+            return await self._answer_media(method, request)
+        body = await request.read()
         content_type = request.headers.get("Content-Type", "")
         params = dict(parse_qsl(body.decode())) if "x-www-form-urlencoded" in content_type else {}
         if not params and "json" in content_type and body:
@@ -289,6 +352,18 @@ class FixingProxy:
 
 
 # -- fake users ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SentMedia:
+    """A photo, voice note or location the bot sent (answered by the proxy, see correction 6)."""
+
+    chat_id: str
+    kind: str  # photo | voice | location
+    file_id: str | None = None  # sent again by Telegram file id
+    data: bytes | None = None  # or uploaded
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass
@@ -384,6 +459,10 @@ class FakeUser:
             {"file_id": file_id, "file_unique_id": f"{file_id}-l", "width": 1280, "height": 853, "file_size": size},
         ])
 
+    async def send_voice(self, file_id: str, duration: int = 5, size: int = 4000) -> None:
+        await self.send(voice={"file_id": file_id, "file_unique_id": f"{file_id}-u", "duration": duration,
+                               "mime_type": "audio/ogg", "file_size": size})
+
     def message_with(self, data: str) -> BotMessage:
         for message in reversed(self.inbox):
             if data in message.button_data:
@@ -457,7 +536,7 @@ class FakeBotApi:
     "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 7}}).
     """
 
-    FILE_BYTES = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes to hash"
+    FILE_BYTES = sample_jpeg()
 
     def __init__(self):
         self.calls: list[tuple[str, dict]] = []
@@ -507,13 +586,17 @@ class FakeBotApi:
         now = int(time.time())
         if method == "getMe":
             result: Any = {"id": 4242, "is_bot": True, "first_name": "GridBot", "username": "GridTestBot"}
-        elif method in ("sendMessage", "sendPhoto"):
+        elif method in ("sendMessage", "sendPhoto", "sendVoice", "sendLocation"):
             result = {"message_id": next(self._messages), "date": now,
                       "chat": {"id": int(params.get("chat_id", 0)), "type": "private"}}
             if method == "sendMessage":
                 result["text"] = params.get("text", "")
+            elif method == "sendPhoto":
+                result["photo"] = [{"file_id": params.get("photo", "up"), "file_unique_id": "u", "width": 1, "height": 1}]
+            elif method == "sendVoice":
+                result["voice"] = {"file_id": params.get("voice", "up"), "file_unique_id": "v", "duration": 1}
             else:
-                result["photo"] = [{"file_id": params.get("photo", ""), "file_unique_id": "u", "width": 1, "height": 1}]
+                result["location"] = {"latitude": float(params.get("latitude", 0)), "longitude": float(params.get("longitude", 0))}
         elif method == "getFile":
             result = {"file_id": params.get("file_id"), "file_unique_id": "unique-1",
                       "file_size": len(self.FILE_BYTES), "file_path": "photos/file_1.jpg"}

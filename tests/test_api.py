@@ -317,7 +317,8 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
     assert seen["timeline"][1]["note"] == "已受理" and seen["timeline"][1]["by_you"] is True
     for moment in [seen["created_at"], seen["updated_at"]] + [e["at"] for e in seen["timeline"]]:
         assert ISO_WITH_OFFSET.match(moment), moment
-    assert [a["action"] for a in seen["allowed_actions"]] == ["escalate", "refer_to_joint_meeting", "transfer", "comment", "publish"]
+    assert [a["action"] for a in seen["allowed_actions"]] == [
+        "escalate", "refer_to_joint_meeting", "transfer", "comment", "reply_to_resident", "merge", "publish"]
     transfer = next(a for a in seen["allowed_actions"] if a["action"] == "transfer")
     assert transfer == {"action": "transfer", "role": "centre_staff", "needs": ["department"], "optional": ["note"]}
 
@@ -325,7 +326,8 @@ async def test_read_case_with_timeline_phone_rules_and_view_records(client, sche
     assert reporter == {"phone": PHONE, "phone_masked": False, "name": "孙小红（演示）"}  # the grid's worker contacts them
     own = await resident.get(f"/api/cases/{case.number}")
     assert own["reporter"]["phone"] == PHONE and own["reported_by_you"] is True
-    assert [a["action"] for a in own["allowed_actions"]] == ["withdraw"]  # before handling starts
+    assert [a["action"] for a in own["allowed_actions"]] == ["withdraw", "add_to_case"]  # withdraw before handling starts
+    assert own["allowed_actions"][1] == {"action": "add_to_case", "role": "resident", "needs": [], "optional": ["note"]}
     for who in (centre, worker):
         body = await who.get(f"/api/cases/{anonymous.number}")
         assert body["reporter"] is None and body["anonymous"] is True and body["reported_by_you"] is False
@@ -377,8 +379,9 @@ async def test_the_whole_flow_through_the_api_writes_events_and_outbox(client, s
     path = f"/api/cases/{case.number}/actions"
 
     actions = await centre.get(path)
-    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment", "publish"]
-    assert [a["action"] for a in (await resident.get(path))["actions"]] == ["withdraw"]
+    assert [a["action"] for a in actions["actions"]] == ["accept", "reject", "escalate", "comment", "reply_to_resident",
+                                                        "merge", "publish"]
+    assert [a["action"] for a in (await resident.get(path))["actions"]] == ["withdraw", "add_to_case"]
 
     answer = await centre.post(f"{path}/accept")
     schema_check(answer["case"], "CaseDetail")

@@ -264,6 +264,113 @@ def test_grid_link_opens_that_grid_in_chinese(server):
             browser.close()
 
 
+def test_voice_note_recorded_and_played_and_staff_open_the_photo(server):
+    """Chromium's fake microphone records a voice description (MediaRecorder, Opus/WebM) that plays back; the
+    grid centre, joined by invitation in the same web chat, opens the case and its photo and hears the voice
+    note through the short-lived signed links."""
+    from storage.models import Role
+    from storage.staff import create_invitation
+    from tests.media_samples import sample_jpeg
+
+    base, database_url = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    codes: list[str] = []
+
+    async def invite(session):
+        code, _ = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
+        codes.append(code)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS + [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"])
+        resident_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                               locale="zh-CN", geolocation=GRID_POINT)
+        resident_context.grant_permissions(["geolocation", "microphone"], origin=base)
+        resident_context.set_default_timeout(20_000)
+        page = resident_context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        staff_context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+        staff_context.set_default_timeout(20_000)
+        desk = staff_context.new_page()
+        desk.on("pageerror", lambda e: problems.append(str(e)))
+        try:
+            page.goto(base + "/")
+            press(page, "lang:zh")
+            press(page, "menu:report")
+            press(page, "matter:GM-0301")
+            page.locator("#record").click()
+            page.locator("#record.recording").wait_for()
+            page.wait_for_timeout(2500)
+            answered(page, lambda: page.locator("#record").click())
+            assert "语音" in page.locator(".msg.bot").last.text_content() or "位置" in page.locator(".msg.bot").last.text_content()
+            # The person's own recording plays back in the page.
+            played = page.evaluate("""() => new Promise((resolve) => {
+                const audio = [...document.querySelectorAll('.msg.me audio')].pop();
+                audio.addEventListener('playing', () => resolve(true), { once: true });
+                audio.addEventListener('error', () => resolve(false), { once: true });
+                audio.play().catch(() => resolve(false));
+                setTimeout(() => resolve(false), 8000);
+            })""")
+            assert played, "the recorded voice note does not play"
+            answered(page, lambda: page.locator(".msg.bot .share-location").click())
+            press(page, "address:skip")
+            answered(page, lambda: page.set_input_files(
+                "#photo-input", files=[{"name": "light.jpg", "mimeType": "image/jpeg", "buffer": sample_jpeg(gps=True, size=(64, 48))}]))
+            press(page, "photos:done")
+            page.locator(".msg.bot .contact input").fill("13812345678")
+            answered(page, lambda: page.locator(".msg.bot .share-phone").click())
+            press(page, "confirm:submit")
+            number = CASE_NUMBER.search("\n".join(page.locator(".msg.bot").all_text_contents())).group(0)
+            page.screenshot(path=str(ARTIFACTS / "webchat-zh-voice.png"))
+
+            run_elsewhere(with_database(database_url, invite))
+            desk.goto(base + "/")
+            press(desk, "lang:zh")
+            desk.locator("#text").fill(f"/join {codes[0]}")
+            answered(desk, lambda: desk.locator("#text").press("Enter"))
+            desk.locator("#text").fill(number)
+            answered(desk, lambda: desk.locator("#text").press("Enter"))
+            card = desk.locator(".msg.bot").last
+            card.locator("img.photo").wait_for()
+            width = desk.evaluate("""() => new Promise((resolve) => {
+                const image = [...document.querySelectorAll('.msg.bot img.photo')].pop();
+                const done = () => resolve(image.naturalWidth);
+                if (image.complete) done(); else { image.addEventListener('load', done); image.addEventListener('error', done); }
+            })""")
+            assert width == 64, "the photo did not load through its signed link"
+            assert card.locator("a.map-link").get_attribute("href").startswith("geo:29.655800,91.122000")
+            heard = desk.evaluate("""() => new Promise((resolve) => {
+                const audio = [...document.querySelectorAll('.msg.bot audio.voice')].pop();
+                audio.addEventListener('loadedmetadata', () => resolve(audio.src), { once: true });
+                audio.addEventListener('error', () => resolve(''), { once: true });
+                audio.load();
+                setTimeout(() => resolve(''), 8000);
+            })""")
+            assert "/media/" in heard and "sig=" in heard
+            desk.screenshot(path=str(ARTIFACTS / "webchat-zh-staff-evidence.png"))
+            with desk.expect_popup() as popup:
+                card.locator("a.photo-link").click()
+            opened = popup.value
+            opened.wait_for_load_state()
+            assert "/media/" in opened.url
+            assert opened.evaluate("document.contentType") == "image/jpeg"
+
+            # The reporter, now reading Tibetan, sees the photo (without its EXIF) and the way to add to the case.
+            answered(page, lambda: page.locator("#lang-bo").click())
+            page.locator("#text").fill(number)
+            answered(page, lambda: page.locator("#text").press("Enter"))
+            own = page.locator(".msg.bot").last
+            assert own.locator(f'button[data-action="add:{number}"]').count() == 1
+            assert "v=public" in own.locator("img.photo").get_attribute("src")
+            page.screenshot(path=str(ARTIFACTS / "webchat-bo-own-case.png"), full_page=True)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "webchat-last-voice.png"))
+            resident_context.close()
+            staff_context.close()
+
+
 def pdf_pages(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", pdf))
 

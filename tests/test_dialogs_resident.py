@@ -294,7 +294,10 @@ async def test_help_and_fallback(demo):
     chat = await start(Engine(demo), "help", "bo")
     await chat.run([
         ("/help", [lambda c: "LS-20261124-0042" in c.text and "/" not in c.text.replace("LS-", ""), "What would you like to do?"]),  # no slash commands a phone user never types
-        (Photo("stray"), "Sorry, I did not understand that. Please choose from the menu."),
+        # A photo with no dialog and no open case: not "did not understand", but where it can go.
+        (Photo("stray"), ["You have no open case to add this to. To report a problem, start a report: "
+                          "you can send photos and voice messages in it.",
+                          lambda c: "menu:report" in c.buttons()]),
         ("/nonsense", "Sorry, I did not understand that. Please choose from the menu."),
     ])
 

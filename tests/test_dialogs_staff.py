@@ -363,12 +363,14 @@ async def test_a_join_sent_before_choosing_a_language_is_kept(demo):
     ])
 
 
-async def test_staff_on_the_same_platform_get_the_case_photos(demo):
+async def test_staff_get_the_case_photos_and_its_place(demo):
     engine = Engine(demo)
     _, number = await resident_report(engine, "zh")  # the report carries photo "photo-1", sent over "web"
     worker = staff(engine, WORKER, "zh")
     await worker.send(Press(f"case:{number}"))
-    assert worker.replies[0].photo_file_ids == ["photo-1"]
+    card = worker.replies[0]
+    assert [(m["kind"], m["platform"], m["file_id"], m["variant"]) for m in card.media] == [("photo", "web", "photo-1", "original")]
+    assert card.location == [29.6558, 91.1220] and "29.655800, 91.122000" in card.text
 
 
 @pytest.mark.parametrize("language", ["zh", "bo"])

@@ -69,7 +69,7 @@ EXTRA_ACTIONS = ("remind", "urge", "escalate_overdue", "verification_overdue", "
 # Which fields each output carries at all (the others must never appear there).
 RESIDENT_CARD = {"result", "rejection_reason", "note_public", "note_resident", "note_internal", "internal_steps"}
 CARRIES = {
-    "chat": {"description", "address", "reporter_name", "phone", "concerned_residents", "photos", "result",
+    "chat": {"description", "address", "location", "reporter_name", "phone", "concerned_residents", "photos", "result",
              "rejection_reason", "note_public", "note_resident", "note_internal", "internal_steps"},
     "api": set(FIELDS),
     "api_list": {"description"},
@@ -183,7 +183,7 @@ async def chat_output(runtime, person: Person_, number: str) -> str:
     sender = Sender(platform="web", external_id=person.web_id, chat_id=person.web_id)
     replies = await runtime.engine.handle(sender, Inbound.press(f"case:{number}"))
     return "\n".join(r.text + " " + " ".join(r.button_data()) + " " + " ".join(r.photo_file_ids or [])
-                     for r in replies)
+                     + " " + " ".join(m.get("file_id") or "" for m in r.media or []) for r in replies)
 
 
 async def api_output(client, person: Person_, number: str) -> tuple[int, dict | None]:
@@ -420,7 +420,8 @@ LETTERS = {"F": Level.full, "M": Level.masked, "H": Level.hidden}
 # Steps whose notes residents may read; anything else is internal to staff.
 REVIEWED_NOT_INTERNAL = {"report": "resident", "reject": "public", "submit_result": "public", "verify_pass": "public",
                          "resolve_on_spot": "public", "publish": "public", "rate": "resident", "reopen": "resident",
-                         "withdraw": "resident"}
+                         "withdraw": "resident", "add_to_case": "resident", "resubmit": "resident",
+                         "reply_to_resident": "resident", "merge": "public", "merged_in": "public"}
 
 
 def test_the_rule_never_widens():

@@ -541,3 +541,40 @@ async def test_the_resident_reads_the_published_step_in_their_language(demo):
     text = replies[0].text
     assert translate("bo", "The grid centre published a wording for the public") in text
     assert "publish" not in text
+
+
+async def test_retention_and_erasure_also_clear_what_a_case_as_a_conversation_keeps(demo, tmp_path):
+    """Issue 13's data: the EXIF-free copy of a photo, who follows a case, failed access-code tries."""
+    from storage.models import AccessCodeAttempt, CaseFollower
+
+    original, copy = tmp_path / "web" / "cd" / "p.jpg", tmp_path / "web" / "cd" / "p.public.jpg"
+    original.parent.mkdir(parents=True)
+    original.write_bytes(b"\xff\xd8\xff")
+    copy.write_bytes(b"\xff\xd8\xff")
+    now = utcnow()
+    long_ago = now - timedelta(days=400)
+    old = await report(demo, now=long_ago)
+    follower = await person_id(demo, "demo-resident-bo")
+    async with demo.begin() as session:
+        session.add(Attachment(case_id=old.id, stored_path="web/cd/p.jpg", public_path="web/cd/p.public.jpg",
+                               platform="web", size=3))
+        session.add(CaseFollower(case_id=old.id, person_id=follower, reason="access_code"))
+        session.add(AccessCodeAttempt(person_id=follower, number=old.number, at=now - timedelta(days=3)))
+        session.add(AccessCodeAttempt(person_id=follower, number=old.number, at=now - timedelta(minutes=5)))
+    await close(demo, old, now=long_ago)
+    async with demo.begin() as session:
+        removed = await retention.anonymise_expired(session, now=now, retention_days=365, attachments_dir=str(tmp_path))
+    assert removed.cases == 1 and removed.files == 2 and not original.exists() and not copy.exists()
+    async with demo() as session:
+        assert list(await session.scalars(select(CaseFollower).where(CaseFollower.case_id == old.id))) == []
+        # Only the tries that still count toward the hourly limit are kept.
+        assert [a.at > now - timedelta(hours=1) for a in await session.scalars(select(AccessCodeAttempt))] == [True]
+
+    recent = await report(demo)
+    async with demo.begin() as session:
+        session.add(CaseFollower(case_id=recent.id, person_id=follower, reason="supporter"))
+    async with demo.begin() as session:
+        await retention.erase_person(session, follower, now=now)
+    async with demo() as session:
+        assert list(await session.scalars(select(CaseFollower).where(CaseFollower.person_id == follower))) == []
+        assert list(await session.scalars(select(AccessCodeAttempt).where(AccessCodeAttempt.person_id == follower))) == []

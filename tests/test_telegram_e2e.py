@@ -3,8 +3,9 @@
 Residents talk to the bot through the emulator's client API: they send messages and
 press the inline buttons the bot actually sent (callback queries). The emulator's
 known differences from the Bot API are corrected in tests/telegram_emulator.py, never
-in the bot. The emulator has no getFile, so photos here keep their file id only (the
-download path is covered in test_telegram_bot_api.py). Skipped, with the reason, when
+in the bot. The emulator has no getFile, sendPhoto, sendVoice or sendLocation: the proxy
+answers them (files a test registers with `FixingProxy.add_file`; other photos keep their file
+id only, as with a failed download). Skipped, with the reason, when
 Node.js or the npm package is missing (`npm install --prefix tests/e2e`).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -298,7 +300,7 @@ async def test_webhook_mode_end_to_end_and_a_repeated_update(bots, emulator, htt
     await person.wait_for(lambda u: CASE_NUMBER.search(u.text))
     await asyncio.sleep(0.3)
     await person.fetch()
-    assert len(CASE_NUMBER.findall(person.text)) == 1, person.text
+    assert person.text.count("您的上报已提交") == 1, person.text  # one answer (it names the number twice: with its code)
     async with bots.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 1
         assert await session.scalar(select(ProcessedUpdate).where(ProcessedUpdate.update_id == str(10**9 + 7))) is not None
@@ -508,3 +510,79 @@ async def test_a_storm_of_429s_and_5xx_loses_no_notice_and_a_429_pauses_the_bot(
         await person.fetch()
         counts.append(sum(numbers[person.chat_id] in m.text for m in person.inbox))
     assert sorted(counts) == [1, 1, 1, 1, 1, 2]  # one answer was lost on its way back: sent again
+
+
+@pytest.mark.parametrize("language", ["zh", "bo"])
+async def test_photo_and_voice_additions_reach_telegram_staff(bots, emulator, http, proxy, language):
+    """A resident adds a photo and a voice note to their case in Telegram (downloaded with getFile, which the
+    proxy answers); a 10-minute voice note is refused politely; the centre's member of staff on Telegram is
+    told with the photo and the voice note, and the case card sends a web photo again as an upload and the
+    place as a location message."""
+    from storage import cases as case_store
+    from storage import media
+    from storage.models import Role
+    from storage.staff import create_invitation
+    from tests.media_samples import sample_jpeg, sample_ogg_opus
+
+    async with bots.sessionmaker.begin() as session:
+        code, _ = await create_invitation(session, Role.centre_staff, node_code="5401-D1-01")
+    door = await bots.polling()
+    staff = user(http, emulator, bots, "zh")
+    await start_and_choose(staff, "zh")
+    await staff.say(f"/join {code}")
+    await staff.wait_for("staff:queue")
+
+    resident = user(http, emulator, bots, language)
+    await start_and_choose(resident, language)
+    await report_until_location(resident, language)
+    number = await report_from_location(resident, language)
+    dispatcher = quick_dispatcher(door.runtime)
+    await dispatcher.drain_once()
+
+    proxy.add_file("AgACadded-photo", sample_jpeg(gps=True), "photos/file_21.jpg")
+    proxy.add_file("AwACadded-voice", sample_ogg_opus(seconds=8), "voice/file_22.oga")
+    await resident.say(number)
+    await resident.wait_for(f"add:{number}")
+    await resident.press(f"add:{number}")
+    await resident.wait_for("nav:cancel")
+    await resident.send_photo("AgACadded-photo", size=2000)
+    await resident.wait_for("added:done")
+    await resident.send_voice("AwACadded-voice", duration=8)
+    await resident.wait_for(lambda u: "added:done" in u.buttons and number in u.text)
+    await resident.send_voice("AwAClong-voice", duration=600)  # never downloaded: too long
+    from conversations import i18n
+
+    refusal = i18n.translate(language, "That voice note is too long: at most {minutes} minutes. Please record a shorter one.",
+                             minutes=i18n.number(language, media.MAX_VOICE_SECONDS // 60))
+    await resident.wait_for(lambda u: refusal in u.text and "added:done" in u.buttons)
+    await resident.press("added:done")
+    await resident.wait_for(lambda u: number in u.text and "menu:cases" in u.buttons)
+
+    async with bots.sessionmaker() as session:
+        case = await case_store.load_case(session, number)
+        added = [a for a in case.attachments if a.platform_file_id in ("AgACadded-photo", "AwACadded-voice")]
+        photo, voice = added
+        assert (photo.kind, photo.content_type) == ("photo", "image/jpeg") and photo.public_path  # EXIF-free copy kept
+        assert (voice.kind, voice.content_type, voice.duration_seconds) == ("voice", "audio/ogg", 8)
+        assert (Path(bots.attachments) / voice.stored_path).read_bytes() == sample_ogg_opus(seconds=8)
+        assert not [a for a in case.attachments if a.platform_file_id == "AwAClong-voice"]
+
+    # The staff member on Telegram is told, and gets the photo and the voice note by their Telegram file ids.
+    await dispatcher.drain_once()
+    await staff.wait_for(lambda u: number in u.text and f"case:{number}" in u.buttons)
+    chat = str(staff.chat_id)
+    sent = [(m.kind, m.file_id) for m in proxy.media if m.chat_id == chat]
+    assert ("photo", "AgACadded-photo") in sent and ("voice", "AwACadded-voice") in sent
+
+    # A photo that came from the web chat is uploaded to Telegram from the attachments directory.
+    web_photo = media.store_media_sync(bots.attachments, sample_jpeg(color="blue"), "photo", platform="web")
+    async with bots.sessionmaker.begin() as session:
+        await case_store.act(session, number, case.reporter_id, "add_to_case", photos=[case_store.Photo(
+            platform="web", stored_path=web_photo.path, sha256=web_photo.sha256, size=web_photo.size,
+            content_type=web_photo.content_type)])
+    before = len(proxy.media)
+    await staff.press(f"case:{number}")
+    await staff.wait_for(f"act:{number}:accept")
+    shown = [m for m in proxy.media[before:] if m.chat_id == chat]
+    assert any(m.kind == "photo" and m.data == sample_jpeg(color="blue") for m in shown)
+    assert any(m.kind == "location" and abs(m.latitude - GRID_POINT[0]) < 1e-6 for m in shown)

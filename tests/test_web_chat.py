@@ -189,9 +189,10 @@ async def test_resident_reports_through_the_web_chat(client, runtime, demo, lang
     digest = hashlib.sha256(image).hexdigest()
     assert attachments[0].sha256 == digest and attachments[0].size == len(image) and attachments[0].platform == "web"
     assert attachments[0].platform_file_id is None
-    stored = Path(attachments[0].stored_path)
+    # Stored relative to the attachments directory (which may move), by content.
+    assert not Path(attachments[0].stored_path).is_absolute()
+    stored = Path(runtime.settings.attachments_dir) / attachments[0].stored_path
     assert stored.read_bytes() == image and stored.name == f"{digest}.png"
-    assert stored.is_relative_to(Path(runtime.settings.attachments_dir))
     assert not list(stored.parent.parent.glob(".upload-*"))  # no temporary file left
 
     # The same person, later (a reload keeps the client id): typing the number shows the case.

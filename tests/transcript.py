@@ -77,6 +77,14 @@ class Location:
 @dataclass
 class Photo:
     file_id: str
+    error: str | None = None  # the adapter refused the file: too_large, not_media
+
+
+@dataclass
+class Voice:
+    file_id: str
+    duration: int = 5
+    error: str | None = None  # too_large, too_long, not_media
 
 
 @dataclass
@@ -97,7 +105,7 @@ class Chat:
         if isinstance(what, Press):
             last_buttons = [d for r in self.replies for d in r.button_data()]
             # Buttons of these kinds also stay usable on older messages (menus, notices, case cards).
-            from_older = what.data.startswith(("menu:", "lang:", "case:", "rate:", "staff:", "act:", "resume:"))
+            from_older = what.data.startswith(("menu:", "lang:", "case:", "rate:", "staff:", "act:", "resume:", "add:"))
             assert what.data in last_buttons or from_older, (
                 f"no button {what.data!r} on screen: {last_buttons}"
             )
@@ -107,7 +115,10 @@ class Chat:
         elif isinstance(what, Location):
             message = Inbound.at(what.latitude, what.longitude)
         elif isinstance(what, Photo):
-            message = Inbound("photo", photo_file_id=what.file_id, photo_size=1000)
+            message = Inbound("photo", photo_file_id=what.file_id, photo_size=1000, media_error=what.error)
+        elif isinstance(what, Voice):
+            message = Inbound("voice", photo_file_id=what.file_id, photo_size=4000, duration=what.duration,
+                              content_type="audio/ogg", media_error=what.error)
         elif isinstance(what, Contact):
             message = Inbound("contact", phone=what.phone)
         else:

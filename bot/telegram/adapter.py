@@ -29,16 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import hmac
 import logging
-import os
-import tempfile
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Awaitable
 from urllib.parse import urlsplit
 
@@ -50,6 +45,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUp
 from conversations.engine import Sender
 from conversations.i18n import N_, translate
 from conversations.protocol import Inbound
+from storage import media
 
 from storage import updates
 from storage.db import write_gate, writing
@@ -154,13 +150,6 @@ class PerPersonUpdateProcessor(BaseUpdateProcessor):
         pass
 
 
-@dataclass
-class StoredPhoto:
-    path: str | None = None  # relative to the attachments directory
-    sha256: str | None = None
-    size: int | None = None
-
-
 class TelegramFrontDoor:
     """Build, start and stop the Telegram side of the product."""
 
@@ -245,7 +234,8 @@ class TelegramFrontDoor:
             await self.application.shutdown()
             raise
         self._accepting = True
-        self.channel = TelegramChannel(self.application.bot, per_second=self.settings.telegram_rate)
+        self.channel = TelegramChannel(self.application.bot, per_second=self.settings.telegram_rate,
+                                       attachments_dir=self.settings.attachments_dir)
         self.runtime.channels.append(self.channel)
         log.info("telegram front door started: mode=%s bot_id=%s", self.mode, self.application.bot.id)
 
@@ -421,7 +411,8 @@ class TelegramFrontDoor:
             replies = await self.runtime.engine.handle(sender, inbound, update_id=update.update_id)
         # A redelivered update is not handled again; its answer is sent again if it was never confirmed.
         to_send = list(replies) if not replies.repeated or replies.lost else []
-        messages, shown = render.render(to_send, keyboard_shown=chat_id in self.keyboards)
+        messages, shown = render.render(to_send, keyboard_shown=chat_id in self.keyboards, platform=PLATFORM,
+                                        root=self.settings.attachments_dir)
         sent, delivered = 0, False
         try:
             sent = await render.send(self.application.bot, chat_id, messages, wait_on_flood=30)
@@ -462,24 +453,38 @@ class TelegramFrontDoor:
             extra={"telegram": fields},
         )
 
-    async def store_photo(self, bot: Bot, file_id: str, size: int | None) -> StoredPhoto:
-        """Download a photo into the attachments directory (named by its SHA-256). Without
-        getFile (some emulators) or on any download failure the file id alone is kept."""
+    async def store_media(self, bot: Bot, file_id: str, kind: str, size: int | None,
+                          duration: int | None = None) -> Inbound:
+        """Download a photo or voice note, check and store it (storage.media): the Inbound to handle.
+        A file over the limits is refused before downloading (`media_error`); without getFile (some
+        emulators) or on a download failure the file id alone is kept."""
+        message = Inbound(kind, photo_file_id=file_id, photo_size=size, duration=duration)
+        limit = media.MAX_PHOTO_BYTES if kind == "photo" else media.MAX_VOICE_BYTES
+        if size is not None and size > limit:
+            message.media_error = "too_large"
+            return message
+        if kind == "voice" and duration is not None and duration > media.MAX_VOICE_SECONDS:
+            message.media_error = "too_long"
+            return message
         try:
             telegram_file = await bot.get_file(file_id)
             data = bytes(await telegram_file.download_as_bytearray())
         except (TelegramError, OSError) as exc:
-            log.info("photo kept as file id only: getFile/download failed: %s", type(exc).__name__)
-            return StoredPhoto(size=size)
-        digest = hashlib.sha256(data).hexdigest()
-        suffix = Path(telegram_file.file_path or "").suffix.lower() or ".jpg"
-        relative = Path(PLATFORM) / digest[:2] / f"{digest}{suffix}"
+            log.info("%s kept as file id only: getFile/download failed: %s", kind, type(exc).__name__)
+            return message
         try:
-            await asyncio.to_thread(_write_once, Path(self.settings.attachments_dir) / relative, data)
+            stored = await media.store_media(self.settings.attachments_dir, data, kind, platform=PLATFORM,
+                                             duration_seconds=duration)
+        except media.MediaRefused as refused:
+            message.media_error = refused.code
+            return message
         except OSError as exc:
-            log.error("photo not stored: %s", type(exc).__name__)
-            return StoredPhoto(sha256=digest, size=len(data))
-        return StoredPhoto(path=relative.as_posix(), sha256=digest, size=len(data))
+            log.error("%s not stored: %s", kind, type(exc).__name__)
+            return message
+        message = Inbound.stored(kind, stored, file_id)
+        if message.duration is None:
+            message.duration = duration
+        return message
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -516,12 +521,3 @@ def _sqlite_gate(runtime: Runtime) -> asyncio.Lock:
     return _SQLITE_GATES.setdefault(str(runtime.db.url), asyncio.Lock())
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write atomically; a file with the same content-address is already there: keep it."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
-        handle.write(data)
-        temporary = handle.name
-    os.replace(temporary, path)

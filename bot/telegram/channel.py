@@ -23,13 +23,15 @@ class TelegramChannel:
 
     platform = "telegram"
 
-    def __init__(self, bot: Bot, *, per_second: float = 30.0):
+    def __init__(self, bot: Bot, *, per_second: float = 30.0, attachments_dir: str | None = None):
         self.bot = bot
         self.pacing = Pacing(key=pace_key(bot.token), per_second=per_second)
+        self.attachments_dir = attachments_dir
 
     async def send(self, chat_id: str, reply: Reply) -> None:
-        plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids)
-        messages, _ = render.render([plain])
+        plain = Reply(text=reply.text, buttons=reply.buttons, photo_file_ids=reply.photo_file_ids, media=reply.media,
+                      location=reply.location)
+        messages, _ = render.render([plain], platform=self.platform, root=self.attachments_dir)
         try:
             await render.send(self.bot, chat_id, messages)
         except RetryAfter as exc:

@@ -75,15 +75,23 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         file_id, size = message.document.file_id, message.document.file_size
     door = _door(context)
-    stored = await door.store_photo(context.bot, file_id, size)
-    await door.handle(
-        update,
-        Inbound("photo", photo_file_id=file_id, photo_path=stored.path, photo_sha256=stored.sha256, photo_size=stored.size),
-    )
+    await door.handle(update, await door.store_media(context.bot, file_id, "photo", size))
+
+
+async def on_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A voice message (or an audio file): kept as sent (Ogg Opus), within the size and duration limits."""
+    message = update.effective_message
+    voice = message.voice or message.audio
+    door = _door(context)
+    duration = voice.duration
+    if hasattr(duration, "total_seconds"):  # PTB_TIMEDELTA
+        duration = duration.total_seconds()
+    seconds = int(duration) if duration is not None else None
+    await door.handle(update, await door.store_media(context.bot, voice.file_id, "voice", voice.file_size, seconds))
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Stickers, voice, files…: the dialogs answer politely as to an empty message."""
+    """Stickers, videos, files…: the dialogs answer politely as to an empty message."""
     await _door(context).handle(update, Inbound("text", text=""))
 
 
@@ -93,5 +101,6 @@ def install(application: Application, door: TelegramFrontDoor) -> None:
     application.add_handler(CallbackQueryHandler(on_callback))
     application.add_handler(MessageHandler(NEW_PRIVATE & filters.LOCATION, on_location))
     application.add_handler(MessageHandler(NEW_PRIVATE & (filters.PHOTO | filters.Document.IMAGE), on_photo))
+    application.add_handler(MessageHandler(NEW_PRIVATE & (filters.VOICE | filters.AUDIO), on_voice))
     application.add_handler(MessageHandler(NEW_PRIVATE & filters.CONTACT, on_contact))
     application.add_handler(MessageHandler(NEW_PRIVATE, on_other))

@@ -14,6 +14,9 @@
   person uses it; pressing it is harmless (the dialogs accept a location anywhere).
 * Texts longer than 4096 UTF-16 code units are split at paragraph, line or
   syllable boundaries; the buttons go with the last part.
+* `Reply.media` (a case's photos and voice notes, from any platform) go before the
+  text: by Telegram file id when the file came through Telegram, else uploaded from
+  the attachments directory. `Reply.location` becomes a location message, also before the text.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Sequence
 
 from telegram import (
@@ -39,6 +43,7 @@ from telegram import (
 from telegram.error import RetryAfter, TelegramError
 
 from conversations.protocol import Button, Reply
+from storage import media as stored_media
 
 log = logging.getLogger("gridbot.telegram")
 
@@ -127,15 +132,44 @@ def request_keyboard(reply: Reply) -> ReplyKeyboardMarkup | None:
 
 @dataclass
 class Outgoing:
-    """One Bot API call: a text message, or a photo by file id."""
+    """One Bot API call: a text message, a photo or voice note (file id or stored file), a location."""
 
     text: str = ""
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
-    photo: str | None = None
+    photo: str | Path | None = None
+    voice: str | Path | None = None
+    location: tuple[float, float] | None = None
     delete_after: bool = False  # the keyboard-removal placeholder
 
+    @property
+    def is_text(self) -> bool:
+        return self.photo is None and self.voice is None and self.location is None
 
-def render(replies: Sequence[Reply], *, keyboard_shown: bool = False) -> tuple[list[Outgoing], bool]:
+
+def media_messages(reply: Reply, platform: str, root: str | Path | None) -> list[Outgoing]:
+    """The reply's evidence as Bot API calls: Telegram's own file id where there is one, else the stored file."""
+    out = []
+    for file_id in reply.photo_file_ids:
+        if file_id.startswith("/"):  # one of our own images (a chart): Telegram fetches it by public URL
+            public = os.environ.get("GRIDBOT_PUBLIC_URL", "").rstrip("/")
+            if not public.startswith("https://"):
+                continue
+            file_id = public + file_id
+        out.append(Outgoing(photo=file_id))
+    for entry in reply.media:
+        source: str | Path | None = None
+        if entry.get("platform") == platform and entry.get("file_id"):
+            source = entry["file_id"]
+        elif entry.get("path") and root is not None:
+            source = stored_media.resolve(root, entry["path"])
+        if source is None:
+            continue
+        out.append(Outgoing(voice=source) if entry.get("kind") == "voice" else Outgoing(photo=source))
+    return out
+
+
+def render(replies: Sequence[Reply], *, keyboard_shown: bool = False, platform: str = "telegram",
+           root: str | Path | None = None) -> tuple[list[Outgoing], bool]:
     """The messages to send for `replies`, and whether a reply keyboard is on screen afterwards."""
     if not replies:
         return [], keyboard_shown
@@ -143,13 +177,9 @@ def render(replies: Sequence[Reply], *, keyboard_shown: bool = False) -> tuple[l
     shown = keyboard_shown
     requested = False
     for reply in replies:
-        for file_id in reply.photo_file_ids:
-            if file_id.startswith("/"):  # one of our own images (a chart): Telegram fetches it by public URL
-                public = os.environ.get("GRIDBOT_PUBLIC_URL", "").rstrip("/")
-                if not public.startswith("https://"):
-                    continue
-                file_id = public + file_id
-            out.append(Outgoing(photo=file_id))
+        out.extend(media_messages(reply, platform, root))
+        if reply.location:  # before the text, so that the card and its buttons come last
+            out.append(Outgoing(location=(float(reply.location[0]), float(reply.location[1]))))
         parts = split_text(reply.text or "…")
         messages = [Outgoing(text=part) for part in parts]
         inline = inline_keyboard(reply.buttons)
@@ -167,7 +197,7 @@ def render(replies: Sequence[Reply], *, keyboard_shown: bool = False) -> tuple[l
         out.extend(messages)
     if shown and not requested:
         remove = ReplyKeyboardRemove()
-        bare = next((m for m in out if m.markup is None and m.photo is None), None)
+        bare = next((m for m in out if m.markup is None and m.is_text), None)
         if bare is not None:
             bare.markup = remove
         else:
@@ -185,12 +215,12 @@ async def send(bot: Bot, chat_id: int | str, messages: Sequence[Outgoing], *, wa
     """
     sent = 0
     for message in messages:
-        if message.photo is not None:
+        if not message.is_text:
             try:
-                await _with_flood_wait(lambda: bot.send_photo(chat_id, message.photo), wait_on_flood)
+                await _with_flood_wait(lambda: _send_other(bot, chat_id, message), wait_on_flood)
                 sent += 1
             except (TelegramError, OSError) as exc:
-                log.warning("photo not sent to chat %s: %s", chat_id, type(exc).__name__)
+                log.warning("media or location not sent to chat %s: %s", chat_id, type(exc).__name__)
             continue
         result = await _with_flood_wait(
             lambda: bot.send_message(chat_id, message.text, reply_markup=message.markup), wait_on_flood
@@ -202,6 +232,17 @@ async def send(bot: Bot, chat_id: int | str, messages: Sequence[Outgoing], *, wa
             except TelegramError as exc:
                 log.info("keyboard placeholder not deleted in chat %s: %s", chat_id, type(exc).__name__)
     return sent
+
+
+async def _send_other(bot: Bot, chat_id: int | str, message: Outgoing):
+    if message.location is not None:
+        return await bot.send_location(chat_id, latitude=message.location[0], longitude=message.location[1])
+    source = message.photo if message.photo is not None else message.voice
+    if isinstance(source, Path):  # a stored file: uploaded (read off the event loop)
+        source = await asyncio.to_thread(source.read_bytes)
+    if message.photo is not None:
+        return await bot.send_photo(chat_id, source)
+    return await bot.send_voice(chat_id, source)
 
 
 async def _with_flood_wait(call, wait_on_flood: float, tries: int = 3):

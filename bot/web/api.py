@@ -41,6 +41,7 @@ from storage.people import active_roles
 from storage.reading import CaseReading, Reader, reading_for
 from storage.timeutil import local, utcnow
 
+from .media import LINKS
 from .security import OUTAGE, RETRY_AFTER_OUTAGE, RateLimiter, unstorable_input
 
 log = logging.getLogger("gridbot.api")
@@ -55,9 +56,9 @@ MAX_INTEGER = 1_000_000_000  # integers in query strings and inputs (offsets, ho
 # the client: the store finds the centre one level up.
 INPUT_TYPES: dict[str, type] = {
     "reason": str, "result": str, "department": str, "hours": int, "working_days": int, "deadline": str,
-    "rating": str, "comment": str, "note": str, "public_text": str,
+    "rating": str, "comment": str, "note": str, "public_text": str, "into": str,
 }
-SERVER_INPUTS = {"next_centre"}
+SERVER_INPUTS = {"next_centre", "content"}
 
 # Domain errors (storage.lifecycle, storage.cases) → HTTP status and API code.
 DOMAIN_ERRORS: list[tuple[type[CaseError], int, str]] = [
@@ -243,11 +244,18 @@ def reporter_view(case: Case, reading: CaseReading, name: str | None) -> dict[st
     return view
 
 
+def attachment_view(attachment, media_url: str | None) -> dict[str, Any]:
+    return {"kind": attachment.kind or "photo", "content_type": attachment.content_type, "size": attachment.size,
+            "duration_seconds": attachment.duration_seconds, "created_at": iso(attachment.created_at),
+            "media_url": media_url}
+
+
 def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments: list[RoleAssignment],
-                reporter_name: str | None = None) -> dict[str, Any]:
+                reporter_name: str | None = None, media_urls: dict[int, str] | None = None) -> dict[str, Any]:
     reading = reading_for(person_id, assignments, case)
     latitude, longitude = reading.location()
     timeline = [e for e in (event_view(e, person_id, reading) for e in events) if e is not None]
+    media_urls = media_urls or {}
     return {
         **case_summary(case, person_id, reading),
         "location": {"latitude": latitude, "longitude": longitude, "address": reading.address()},
@@ -260,9 +268,7 @@ def case_detail(case: Case, events: list[CaseEvent], person_id: int, assignments
         "satisfaction_comment": reading.satisfaction_comment(),
         "public_text": case.public_text,
         "published_at": iso(case.published_at),
-        "attachments": [
-            {"content_type": a.content_type, "size": a.size, "created_at": iso(a.created_at)} for a in reading.photos()
-        ],
+        "attachments": [attachment_view(a, media_urls.get(a.id)) for a in reading.photos()],
         "timeline": timeline,
         "allowed_actions": actions_view(person_id, assignments, case),
         "audit_readable": audit.may_read_audit(reading.readers),
@@ -494,15 +500,23 @@ class CaseApi:
     async def get_case(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
         query_params(request, set())
+        await request.app[LINKS].secret()  # read before the write transaction below (one writer on SQLite)
         async with self.sessionmaker.begin() as session:
             await writing(session)
             case = await cases.case_for_person(session, caller.person_id, request.match_info["number"])
             assignments = await active_roles(session, caller.person_id)
+            role = viewing_role(caller.person_id, assignments, case)
+            media_urls = await self.media_urls(request, case) if role != Role.resident.value else {}
             detail = case_detail(case, await cases.timeline(session, case.id), caller.person_id, assignments,
-                                 await reporter_name(session, case))
-            session.add(CaseView(case_id=case.id, person_id=caller.person_id,
-                                 role=viewing_role(caller.person_id, assignments, case), channel="api"))
+                                 await reporter_name(session, case), media_urls)
+            session.add(CaseView(case_id=case.id, person_id=caller.person_id, role=role, channel="api"))
         return json_response(detail)
+
+    async def media_urls(self, request: web.Request, case: Case) -> dict[int, str]:
+        """Signed, short-lived links to the case's stored files, for staff readers."""
+        links = request.app[LINKS]
+        base = (self.runtime.settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+        return {a.id: base + await links.link(a.id) for a in case.attachments if a.stored_path}
 
     async def case_actions(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)

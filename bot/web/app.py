@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from ..runtime import Runtime
-from . import api, bulletins, chat, console, metrics, notice, open311, security, stats
+from . import api, bulletins, chat, console, media, metrics, notice, open311, security, stats
 from .security import ChatLimits
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -45,6 +45,7 @@ def create_app(runtime: Runtime, *, chat_limits: ChatLimits | None = None) -> we
     security.setup(app, https=(runtime.settings.public_url or "").startswith("https://"))
     app.router.add_get("/healthz", healthz)
     metrics.setup(app, runtime)
+    media.setup(app, runtime)  # /media/ID: evidence by signed, short-lived links
     chat.setup(app, runtime, chat_limits)  # also adds the WebChannel to runtime.channels
     api.setup(app, runtime)
     stats.setup(app)

@@ -12,6 +12,8 @@ Endpoints:
                                     (a retried message id gets the first answer again, from any instance)
                                     language_code?} → {replies: [...], language, language_chosen}
     POST /chat/photo?client_id=…&message_id=…   multipart, one part named "photo" → same answer as /chat/send
+    POST /chat/voice?client_id=…&message_id=…&duration=S   multipart, one part named "voice" (the browser's
+                                   MediaRecorder, Opus in WebM or Ogg) → same answer as /chat/send
     GET  /chat/inbox?client_id=…   notifications waiting for this person (marked seen) → {messages: [...]}
     GET  /chat/events?client_id=…  Server-Sent Events: the same messages pushed while the page is open
 """
@@ -22,10 +24,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import time
-import uuid
 from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,15 @@ from conversations.dialogs.menu import LANGUAGE_NAMES
 from conversations.engine import Sender
 from conversations.i18n import LANGUAGES, N_, number, translate
 from conversations.protocol import Inbound, Reply
+from storage import media as stored_media
 from storage.db import write_gate, writing
 from storage.models import Identity, Person, WebInboxMessage
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
-from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, unstorable_input, RateLimiter, WebError, client_address, read_body
+from .media import LINKS, MediaLinks
+from .media import setup as setup_media
+from .security import OUTAGE, RETRY_AFTER_OUTAGE, ChatLimits, RateLimiter, WebError, client_address, read_body, unstorable_input
 
 log = logging.getLogger("gridbot.web.chat")
 
@@ -54,7 +57,7 @@ PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{4,30}$")
 LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,3}$")
 KINDS = ("text", "button", "location", "contact")
 RECENT_ANSWERS = 2000  # answers kept in memory for retried POSTs
-IMAGE_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "heic": "image/heic"}
+IMAGE_TYPES = stored_media.IMAGE_TYPES
 
 # The page's own words. Message ids are English; the catalogs translate them.
 STRINGS = {
@@ -76,6 +79,14 @@ STRINGS = {
     "photo_too_large": N_("The photo is too large: at most {size}."),
     "photo_unreadable": N_("This file is not a photo. Please send a picture."),
     "rate_limited": N_("Too many messages at once. Please wait a moment."),
+    "record": N_("🎤 Record a voice message"),
+    "stop_recording": N_("⏹ Stop and send"),
+    "my_voice": N_("🎤 Voice message"),
+    "voice_too_long": N_("The voice message is too long: at most {minutes} minutes."),
+    "voice_too_large": N_("The voice message is too large: at most {voice_size}."),
+    "voice_unreadable": N_("This recording could not be read. Please try again."),
+    "microphone_failed": N_("The microphone could not be used. Allow microphone access, or type your message."),
+    "open_map": N_("📍 Open the place on a map"),
     "send_refused": N_("This message was not accepted. Please check it and try again."),
     "menu_label": N_("Menu"),
     "photo_label": N_("Photo"),
@@ -100,11 +111,17 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
         "location_label": reply.location_label,
         "request_contact": reply.request_contact,
         "contact_label": reply.contact_label,
+        # Evidence by attachment id only: each delivery signs fresh, short-lived links (see media.py).
+        "media": [{k: m.get(k) for k in ("attachment", "kind", "content_type", "variant")} for m in reply.media],
+        "location": reply.location,
     }
 
 
 def page_strings(language: str, limits: ChatLimits) -> dict[str, str]:
-    params = {"size": translate(language, "{megabytes} MB", megabytes=number(language, limits.photo_bytes // (1024 * 1024)))}
+    params = {"size": translate(language, "{megabytes} MB", megabytes=number(language, limits.photo_bytes // (1024 * 1024))),
+              "voice_size": translate(language, "{megabytes} MB",
+                                      megabytes=number(language, stored_media.MAX_VOICE_BYTES // (1024 * 1024))),
+              "minutes": number(language, stored_media.MAX_VOICE_SECONDS // 60)}
     return {key: translate(language, msgid, **{k: v for k, v in params.items() if "{" + k in msgid}) for key, msgid in STRINGS.items()}
 
 
@@ -184,6 +201,7 @@ class WebChat:
         self.streams: dict[str, int] = defaultdict(int)
         self.stopping = asyncio.Event()
         self.index_html = _index_html()
+        self.links: MediaLinks = MediaLinks(runtime)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -257,7 +275,8 @@ class WebChat:
                 row = (await session.execute(select(Person.language, Person.language_chosen).where(Person.id == person_id))).first()
             if row is not None:
                 language, chosen = row
-        return {"replies": [reply_payload(r) for r in replies], "language": language, "language_chosen": bool(chosen)}
+        payloads = [await self.links.with_links(reply_payload(r)) for r in replies]
+        return {"replies": payloads, "language": language, "language_chosen": bool(chosen)}
 
     async def inbox_after(self, person_id: int, after: int, limit: int = 50) -> list[dict[str, Any]]:
         """Inbox messages newer than `after`, the last one the page confirmed it has. Those up to
@@ -281,7 +300,8 @@ class WebChat:
                 .limit(limit)
             )).all()
         self.count("inbox_delivered", len(rows))
-        return [{"id": id_, "created_at": created.isoformat(), "reply": payload} for id_, payload, created in rows]
+        return [{"id": id_, "created_at": created.isoformat(), "reply": await self.links.with_links(payload)}
+                for id_, payload, created in rows]
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -297,7 +317,8 @@ class WebChat:
             "lang": language,
             "strings": page_strings(language, self.limits),
             "languages": LANGUAGE_NAMES,
-            "limits": {"photo_bytes": self.limits.photo_bytes, "text_chars": self.limits.text_chars},
+            "limits": {"photo_bytes": self.limits.photo_bytes, "text_chars": self.limits.text_chars,
+                       "voice_bytes": stored_media.MAX_VOICE_BYTES, "voice_seconds": stored_media.MAX_VOICE_SECONDS},
         })
 
     async def send(self, request: web.Request) -> web.Response:
@@ -346,6 +367,13 @@ class WebChat:
         return Inbound("contact", phone=phone.strip())
 
     async def photo(self, request: web.Request) -> web.Response:
+        return await self.upload(request, "photo")
+
+    async def voice(self, request: web.Request) -> web.Response:
+        return await self.upload(request, "voice")
+
+    async def upload(self, request: web.Request, kind: str) -> web.Response:
+        """A photo or voice note: checked and stored (storage.media), then handled like any message."""
         client_id = _client_id(request.query.get("client_id"))
         message_id = _message_id(request.query.get("message_id"))
         update_id = f"{client_id}:{message_id}"
@@ -354,49 +382,37 @@ class WebChat:
             self.count("updates_duplicate")
             return web.json_response(self.answers[update_id])
         self.limit(request, client_id, self.limits.photo_cost)
-        if request.content_length is not None and request.content_length > self.limits.photo_bytes + 16 * 1024:
-            raise WebError(413, "too_large", f"a photo may have at most {self.limits.photo_bytes} bytes")
+        limit = self.limits.photo_bytes if kind == "photo" else stored_media.MAX_VOICE_BYTES
+        if request.content_length is not None and request.content_length > limit + 16 * 1024:
+            raise WebError(413, "too_large", f"a {kind} may have at most {limit} bytes")
+        invalid = f"invalid_{kind}"
         if not request.content_type.startswith("multipart/"):
-            raise WebError(400, "invalid_photo", "send the photo as multipart/form-data, in a part named photo")
+            raise WebError(400, invalid, f"send the {kind} as multipart/form-data, in a part named {kind}")
         reader = await request.multipart()
         part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "photo":
+        while part is not None and getattr(part, "name", None) != kind:
             await part.release()
             part = await reader.next()
         if part is None or not hasattr(part, "read_chunk"):
-            raise WebError(400, "invalid_photo", "send the photo as multipart/form-data, in a part named photo")
-        path, sha256, size = await self._save_photo(part)
-        message = Inbound("photo", photo_path=str(path), photo_sha256=sha256, photo_size=size, photo_file_id=None)
-        self.count("photos_received")
+            raise WebError(400, invalid, f"send the {kind} as multipart/form-data, in a part named {kind}")
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):
+            data += chunk
+            if len(data) > limit:
+                raise WebError(413, "too_large", f"a {kind} may have at most {limit} bytes")
+        declared = request.query.get("duration", "")
+        duration = float(declared) if declared.replace(".", "", 1).isdigit() and len(declared) < 10 else None
+        try:
+            stored = await stored_media.store_media(self.runtime.settings.attachments_dir, bytes(data), kind,
+                                                    platform=PLATFORM, duration_seconds=duration)
+        except stored_media.MediaRefused as refused:
+            status = {"too_large": 413, "too_long": 422}.get(refused.code, 415)
+            code = {"too_large": "too_large", "too_long": "too_long"}.get(refused.code, invalid)
+            raise WebError(status, code, str(refused)) from None
+        message = Inbound.stored(kind, stored)
+        self.count(f"{kind}s_received")
         answer = await self.handle(client_id, message, message_id, _language_code(request.query.get("language_code")))
         return web.json_response(answer)
-
-    async def _save_photo(self, part) -> tuple[Path, str, int]:
-        """Stream the upload to disk under attachments_dir/web/, named by its sha256; refuse what is no image."""
-        directory = Path(self.runtime.settings.attachments_dir) / PLATFORM
-        directory.mkdir(parents=True, exist_ok=True)
-        temporary = directory / f".upload-{uuid.uuid4().hex}"
-        digest, size, head = hashlib.sha256(), 0, b""
-        try:
-            with open(temporary, "wb") as handle:
-                while chunk := await part.read_chunk(64 * 1024):
-                    size += len(chunk)
-                    if size > self.limits.photo_bytes:
-                        raise WebError(413, "too_large", f"a photo may have at most {self.limits.photo_bytes} bytes")
-                    if len(head) < 32:
-                        head += chunk[: 32 - len(head)]
-                    digest.update(chunk)
-                    handle.write(chunk)
-            extension = image_type(head)
-            if size == 0 or extension is None:
-                raise WebError(415, "invalid_photo", "the file is not a JPEG, PNG, WebP, GIF or HEIC image")
-            sha256 = digest.hexdigest()
-            final = directory / sha256[:2] / f"{sha256}.{extension}"
-            final.parent.mkdir(exist_ok=True)
-            os.replace(temporary, final)  # same content, same name: a re-sent photo is stored once
-            return final, sha256, size
-        finally:
-            temporary.unlink(missing_ok=True)
 
     async def inbox(self, request: web.Request) -> web.Response:
         client_id = _client_id(request.query.get("client_id"))
@@ -505,19 +521,7 @@ class WebChat:
 CHAT = web.AppKey("web_chat", WebChat)
 
 
-def image_type(head: bytes) -> str | None:
-    """The image format from the file's first bytes (the browser's content type is not trusted)."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heis", b"hevc"):
-        return "heic"
-    return None
+image_type = stored_media.image_type  # the image format from the file's first bytes
 
 
 def _client_id(value: Any) -> str:
@@ -551,6 +555,7 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     """Add the web chat's routes; its WebChannel joins runtime.channels for the dispatcher."""
     chat = WebChat(runtime, limits)
     app[CHAT] = chat
+    chat.links = app[LINKS] if LINKS in app else setup_media(app, runtime)
     if not any(getattr(channel, "platform", None) == PLATFORM for channel in runtime.channels):
         runtime.channels.append(chat.channel)
     else:  # a second app on the same runtime (tests): wake this app's streams too
@@ -582,6 +587,7 @@ def setup(app: web.Application, runtime: Runtime, limits: ChatLimits | None = No
     app.router.add_get("/chat/strings", guarded(chat.strings))
     app.router.add_post("/chat/send", guarded(chat.send))
     app.router.add_post("/chat/photo", guarded(chat.photo))
+    app.router.add_post("/chat/voice", guarded(chat.voice))
     app.router.add_get("/chat/inbox", guarded(chat.inbox))
     app.router.add_get("/chat/events", guarded(chat.events))
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)

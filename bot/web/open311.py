@@ -10,7 +10,8 @@
 - requests/{id}.{json,xml}: one request; service_request_id = case number.
 - /open311/discovery.{json,xml}: service discovery.
 
-Our states map to open/closed (closed = closed or rejected). Public reads go through the
+Our states map to open/closed (closed = closed, rejected, withdrawn or merged: a merged
+repeat lives on in its surviving case). Public reads go through the
 reading rule (storage.reading, reader "public"): service, status, dates, the grid's name and
 a location rounded to about 100 m; the description only as the grid centre's published
 wording (the `publish` action), never for matters about particular people; notes written
@@ -39,6 +40,7 @@ from storage import api_tokens, cases, queries, words
 from storage.db import writing
 from storage.locks import lock_id
 from storage.reading import NOTE_KINDS, PUBLIC, Level, mask_personal_data, public_reading
+from storage import lifecycle
 from storage.lifecycle import OPEN_STATES, CaseError, MatterNotPublished, State
 from storage.models import ApiToken, Case, CaseEvent, CaseSource, Department, Matter, Node, NodeLevel, ProcessedUpdate
 from storage.timeutil import utcnow
@@ -54,7 +56,7 @@ FMT = "{fmt:json|xml}"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+08:00"  # when the services or this endpoint last changed shape
 
-CLOSED_STATES = (State.closed, State.rejected)
+CLOSED_STATES = tuple(lifecycle.CLOSED_STATES)  # a merged repeat lives on in its surviving case
 PUBLIC_NOTE_ACTIONS = tuple(a for a, kind in NOTE_KINDS.items() if kind == PUBLIC and a != "publish")
 MAX_RESULTS = 1000
 WINDOW = timedelta(days=90)

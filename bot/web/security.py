@@ -14,13 +14,13 @@ log = logging.getLogger("gridbot.web")
 
 # The chat page runs one script file and one style sheet from this origin; nothing inline.
 PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 # JSON, XML, event streams: nothing in them may load or run anything.
 OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
 PERMISSIONS_POLICY = (
-    "geolocation=(self), camera=(self), microphone=(), payment=(), usb=(), serial=(), bluetooth=(), "
+    "geolocation=(self), camera=(self), microphone=(self), payment=(), usb=(), serial=(), bluetooth=(), "
     "interest-cohort=(), browsing-topics=()"
 )
 CHAT_PATHS = ("/chat/", "/static/")

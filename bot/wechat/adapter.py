@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 import time
 from collections import OrderedDict
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -43,12 +40,12 @@ from conversations import i18n
 from conversations.engine import Replies, Sender
 from conversations.i18n import N_
 from conversations.protocol import Inbound, Reply
+from storage import media as stored_media
 from storage.models import Identity, Person, WeChatAccount
 from storage.timeutil import utcnow
 
 from ..runtime import Runtime
-from ..telegram.adapter import _exception_summary, _write_once
-from ..web.chat import image_type
+from ..telegram.adapter import _exception_summary
 from . import render
 from .api import QuotaExhausted, WeChatAPI, WeChatError
 from .channel import WeChatChannel
@@ -61,12 +58,9 @@ log = logging.getLogger("gridbot.wechat")
 UNSUPPORTED = N_("Sorry, this kind of message cannot be handled here. Please send text, a photo, "
                  "a voice message or your location.")
 VOICE_HEARD = N_("Voice message: “{text}”")
-VOICE_UNHEARD = N_("Your voice message was kept. Please also type what it is about.")
 TYPED_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.。、]?\s*$")
 RECENT = 4096
 QR_RETRY_SECONDS = 300
-MEDIA_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-                  "audio/amr": ".amr", "audio/speex": ".speex", "audio/mpeg": ".mp3", "audio/x-speex": ".speex"}
 
 
 class WeChatFrontDoor:
@@ -244,20 +238,21 @@ class WeChatFrontDoor:
             except (TypeError, ValueError):
                 return Inbound("text", text=""), [(UNSUPPORTED, {})]
         if kind == "image":
-            stored = await self.store_media(message.media_id or "")
-            return Inbound("photo", photo_file_id=message.media_id, **stored), []
+            return await self.store_media(message.media_id or "", "photo"), []
         if kind == "voice":
-            stored = await self.store_media(message.media_id or "")
+            kept = await self.store_media(message.media_id or "", "voice")
             heard = (message.recognition or "").strip()
             # WeChat recognises Mandarin only: for those who chose Tibetan its words would be a guess.
             if heard and await self._language_of(openid) != "bo":
                 inbound = Inbound.of_text(heard)
                 if inbound.kind == "text":
-                    # The audio is on disk beside the photos; the dialogs take the words.
-                    inbound.photo_path = stored["photo_path"]
-                    inbound.photo_sha256, inbound.photo_size = stored["photo_sha256"], stored["photo_size"]
+                    # The audio is kept beside the photos; the dialogs take the words.
+                    inbound.photo_path, inbound.photo_sha256, inbound.photo_size = (
+                        kept.photo_path, kept.photo_sha256, kept.photo_size)
                 return inbound, [(VOICE_HEARD, {"text": heard})]
-            return Inbound("photo", photo_file_id=message.media_id, **stored), [(VOICE_UNHEARD, {})]
+            # Not recognised (or a Tibetan speaker): the recording itself is the message, a voice note
+            # the dialogs take as a description or an addition, as from Telegram and the web chat.
+            return kept, []
         if kind in ("subscribe", "subscribe_scan", "scan"):
             scene = (getattr(message, "scene_id", "") or "").removeprefix("qrscene_")
             if scene and re.fullmatch(r"[A-Za-z0-9_-]{1,32}", scene):
@@ -271,27 +266,27 @@ class WeChatFrontDoor:
         # video, shortvideo, link, file, miniprogram page, …: a polite word and the menu.
         return Inbound("text", text=""), [(UNSUPPORTED, {})]
 
-    async def store_media(self, media_id: str) -> dict[str, Any]:
-        """Download a person's image or voice and keep it under attachments/wechat/, named by its SHA-256.
-        On failure the media id alone is kept (WeChat keeps it for three days)."""
-        empty = {"photo_path": None, "photo_sha256": None, "photo_size": None}
+    async def store_media(self, media_id: str, kind: str) -> Inbound:
+        """Download a person's image or voice and keep it through `storage.media.store_media` (content
+        check, stored once under its SHA-256, a copy without EXIF for photos): it becomes the case's
+        evidence like a photo from any platform. A file that fails the check is refused with its reason;
+        when the download fails the media id alone is kept (WeChat keeps it for three days)."""
         if not media_id:
-            return empty
+            return Inbound(kind, photo_file_id=None)
         try:
             media = await self.api.media(media_id)
         except (WeChatError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.info("wechat media kept as id only: %s", type(exc).__name__)
-            return empty
-        digest = hashlib.sha256(media.data).hexdigest()
-        sniffed = image_type(media.data[:32])  # the content decides, as for the web chat's uploads
-        suffix = f".{sniffed}" if sniffed else MEDIA_SUFFIXES.get(media.content_type, ".bin")
-        relative = Path(PLATFORM) / digest[:2] / f"{digest}{suffix}"
+            return Inbound(kind, photo_file_id=media_id)
         try:
-            await asyncio.to_thread(_write_once, Path(self.runtime.settings.attachments_dir) / relative, media.data)
+            stored = await stored_media.store_media(self.runtime.settings.attachments_dir, media.data, kind,
+                                                    platform=PLATFORM)
+        except stored_media.MediaRefused as refused:
+            return Inbound.refused(kind, refused.code, media_id)
         except OSError as exc:
             log.error("wechat media not stored: %s", type(exc).__name__)
-            return {"photo_path": None, "photo_sha256": digest, "photo_size": len(media.data)}
-        return {"photo_path": relative.as_posix(), "photo_sha256": digest, "photo_size": len(media.data)}
+            return Inbound(kind, photo_file_id=media_id)
+        return Inbound.stored(kind, stored, media_id)
 
     async def send_replies(self, openid: str, replies: list[Reply], language: str) -> int:
         """Send the answers through the customer-service API; returns how many messages went out."""

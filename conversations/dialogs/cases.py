@@ -6,14 +6,16 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from storage import access, cases, deadlines, grids
+from storage import access, cases, deadlines, grids, lifecycle
+from storage.cases import TooManyTries
 from storage.reading import STAFF_READERS, CaseReading, reading_for
 from storage.lifecycle import CaseError, CaseNotFound
 from storage.models import Case, Department
 from storage.people import active_roles
 
 from .. import i18n, text
-from ..text import find_case_number
+from ..evidence import case_media
+from ..text import find_access_code, find_case_number
 from ..context import Context
 from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
 from ..protocol import Button, Inbound
@@ -21,6 +23,8 @@ from ..router import Router
 from ..wording import (
     ACTION_NAMES,
     DEADLINE_LABELS,
+    INTERNAL_NOTES,
+    MEDIA_NAMES,
     RATING_NAMES,
     RETURN_REASONS,
     ROLE_NAMES,
@@ -33,8 +37,42 @@ LIST_SIZE = 10
 MAX_COMMENT = 500
 
 
+def not_found(ctx: Context, number: str) -> None:
+    ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()) + "\n"
+            + ctx.t("To follow a case someone else reported, type its number with its access code, "
+                    "for example LS-20261124-0042 1234."),
+            [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
+
+
+async def open_typed_case(ctx: Context, typed: str) -> None:
+    """A case number typed, maybe with its access code: the code makes the person a follower."""
+    number = find_case_number(typed)
+    code = find_access_code(typed)
+    if code:
+        try:
+            case = await cases.case_for_person(ctx.session, ctx.person.id, number)
+        except CaseNotFound:
+            try:
+                case = await cases.follow_with_code(ctx.session, ctx.person.id, number, code, now=ctx.now)
+            except TooManyTries:
+                ctx.say(ctx.t("Too many wrong tries. Please wait an hour, then type the number and code again."),
+                        [[ctx.button("☰ Menu", "menu:main")]])
+                return
+            if case is None:  # a wrong code, or no such case: the same answer
+                not_found(ctx, number)
+                return
+            ctx.say(ctx.t("You now follow case {number}: you will be told what happens, as its reporter is.",
+                          number=case.number))
+    await show_case(ctx, number)
+
+
 async def show_my_cases(ctx: Context, offset: int = 0) -> None:
     found = await cases.cases_reported_by(ctx.session, ctx.person.id, limit=LIST_SIZE + 1, offset=offset)
+    followed = await cases.cases_followed_by(ctx.session, ctx.person.id) if offset == 0 else []
+    if not found and followed:
+        rows = [[Button(f"👥 {c.number} · {ctx.t(STATE_NAMES[c.state])}", f"case:{c.number}")] for c in followed]
+        ctx.say(ctx.t("Cases you follow:"), rows + [[ctx.button("☰ Menu", "menu:main")]])
+        return
     if not found:
         ctx.say(ctx.t("You have not reported any case yet."), [[ctx.button("📝 Report a problem", "menu:report")],
                                                                [ctx.button("☰ Menu", "menu:main")]])
@@ -48,6 +86,9 @@ async def show_my_cases(ctx: Context, offset: int = 0) -> None:
         rows.append([ctx.button("Older cases ▶", f"cases:{offset + LIST_SIZE}")])
     rows.append([ctx.button("☰ Menu", "menu:main")])
     ctx.say(ctx.t("Your cases, newest first. Choose one to see what has happened:"), rows)
+    if followed:
+        ctx.say(ctx.t("Cases you follow:"),
+                [[Button(f"👥 {c.number} · {ctx.t(STATE_NAMES[c.state])}", f"case:{c.number}")] for c in followed])
 
 
 async def show_case(ctx: Context, number: str) -> None:
@@ -55,15 +96,21 @@ async def show_case(ctx: Context, number: str) -> None:
     try:
         case = await cases.case_for_person(ctx.session, ctx.person.id, number)
     except CaseNotFound:
-        ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number.upper()),
-                [[ctx.button("🔎 Look up a case", "menu:lookup"), ctx.button("☰ Menu", "menu:main")]])
+        not_found(ctx, number)
         return
     assignments = await active_roles(ctx.session, ctx.person.id)
     reading = reading_for(ctx.person.id, assignments, case)
-    if case.reporter_id != ctx.person.id or any(access.covers(a, case) for a in assignments):
+    resident_view = case.reporter_id == ctx.person.id or access.is_follower(ctx.person.id, case)
+    if not resident_view or any(access.covers(a, case) for a in assignments):
         await ctx.show("staff_card", case=case, assignments=assignments, base_text=await case_card(ctx, case, reading))
         return
-    ctx.say(await case_card(ctx, case, reading), card_buttons(ctx, case))
+    card = await case_card(ctx, case, reading)
+    if case.reporter_id == ctx.person.id and case.access_code:
+        card += "\n\n" + ctx.t("Access code: {code}. With the case number and this code the case can be followed "
+                                "from any app or phone.", code=i18n.digits(ctx.language, case.access_code))
+    events = await cases.timeline(ctx.session, case.id)
+    media = case_media(ctx, case, events, for_staff=False) if reading.photos() else []
+    ctx.say(card, card_buttons(ctx, case), media=media)
 
 
 async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
@@ -110,6 +157,8 @@ async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
                 departments[code] = await ctx.session.scalar(select(Department).where(Department.code == code))
             sent_to = ACTION_NAMES[event.action]
             action = ctx.t(sent_to, department=departments[code].name(ctx.language) if departments[code] else code)
+        elif event.action in ("merge", "merged_in"):
+            action = ctx.t(ACTION_NAMES[event.action], number=event.data.get("into") or event.data.get("case", ""))
         else:
             action = ctx.t(ACTION_NAMES.get(event.action, event.action))
         who = ctx.t("You") if event.actor_id == ctx.person.id else ctx.t(ROLE_NAMES.get(event.actor_role, event.actor_role))
@@ -123,8 +172,15 @@ async def case_card(ctx: Context, case: Case, reading: CaseReading) -> str:
             details.append(ctx.t(RETURN_REASONS[seen.data["reason"]]))
         if seen.note and event.action != "report":
             details.append(localised_note(ctx, seen.note))
+        elif event.action in ("add_to_case", "resubmit") and "note" not in event.data:
+            details.append(", ".join(ctx.t(MEDIA_NAMES[k]) for k in event.data.get("content", "").split("+")
+                                     if k in MEDIA_NAMES))
         if details:
             line = ctx.t("{label}: {value}", label=line, value=" · ".join(details))
+        if for_staff and event.action in INTERNAL_NOTES and event.note:
+            line += " " + ctx.t("(staff only)")
+        elif for_staff and event.action == "reply_to_resident":
+            line += " " + ctx.t("(the resident can read this)")
         lines.append(line)
     return "\n".join(lines)
 
@@ -136,6 +192,10 @@ def localised_note(ctx: Context, note: str) -> str:
 
 def card_buttons(ctx: Context, case: Case) -> list[list[Button]]:
     rows = []
+    if case.reporter_id == ctx.person.id and case.state in lifecycle.OPEN_STATES:
+        rows.append([ctx.button("➕ Add details, photos or a voice note", f"add:{case.number}")])
+    if case.reporter_id == ctx.person.id and cases.may_resubmit(case, ctx.now):
+        rows.append([ctx.button("➕ Add the missing information", f"add:{case.number}")])
     if case.reporter_id == ctx.person.id and case.state == "closed" and case.satisfaction is None:
         rows.append([ctx.button("⭐ Rate the outcome", f"rate:{case.number}")])
     if "withdraw" in access.allowed_actions(ctx.person.id, [], case, ctx.now):
@@ -150,7 +210,7 @@ class LookupDialog(AskCaseNumberDialog):
     name = "lookup"
 
     async def with_number(self, ctx: Context, number: str) -> None:
-        await show_case(ctx, number)
+        await open_typed_case(ctx, ctx.settings.get("typed") or number)
 
 
 class RateDialog(Dialog):
@@ -291,7 +351,7 @@ async def open_case_card(ctx: Context, message: Inbound, number: str) -> None:
 async def look_up_case(ctx: Context, message: Inbound, argument: str) -> None:
     number = find_case_number(argument)
     if number:
-        await show_case(ctx, number)
+        await open_typed_case(ctx, argument)
     else:
         await LookupDialog().begin(ctx)
 

@@ -14,10 +14,13 @@ from storage.models import Department, Matter, Node, NodeLevel
 from .. import i18n, text
 from ..context import Context
 from ..dialog import BACK, CANCEL, Dialog, finish
+from ..i18n import N_
 from ..protocol import Button, Inbound
 from ..router import Router
+from ..wording import STATE_NAMES
 
 MAX_DESCRIPTION = 1000
+VOICE_DESCRIPTION = N_("🎤 Described in a voice message (listen to the recording).")
 MIN_DESCRIPTION = 4
 MAX_ADDRESS = 200
 MAX_PHOTOS = 3
@@ -152,7 +155,8 @@ class ReportDialog(Dialog):
             extra.append([ctx.button("Use what I typed", "describe:typed")])
         ctx.say(
             ctx.t("Please describe the problem in a few sentences: what is wrong, since when, who is affected. "
-                  "(at most {limit} characters)", limit=i18n.number(ctx.language, MAX_DESCRIPTION)),
+                  "(at most {limit} characters)", limit=i18n.number(ctx.language, MAX_DESCRIPTION))
+            + "\n" + ctx.t("You may also send a voice message instead."),
             self.nav(ctx, *extra),
         )
 
@@ -165,6 +169,16 @@ class ReportDialog(Dialog):
         return matter.work_kind in SAFETY_WORK_KINDS or (department is not None and department.code == "public_security")
 
     async def on_describe(self, ctx: Context, message: Inbound) -> None:
+        if message.kind == "voice":
+            # A voice description counts as the description; staff play the recording.
+            ctx.data["voice"] = ctx.photo_answer(message)
+            ctx.data["description"] = i18n.translate(ctx.language, VOICE_DESCRIPTION)
+            ctx.data["description_language"] = ctx.language
+            ctx.data.pop("wylie", None)
+            ctx.touch()
+            ctx.say(ctx.t("Voice message received: it will be the description of your report."))
+            await self.advance(ctx)
+            return
         if message.kind == "button" and message.data == "describe:typed" and ctx.data.get("typed"):
             typed = ctx.data["typed"]
         elif message.kind == "text":
@@ -183,6 +197,7 @@ class ReportDialog(Dialog):
             )
             return
         ctx.data["description"] = typed
+        ctx.data.pop("voice", None)
         ctx.data["description_language"] = text.description_language(typed, ctx.language)
         converted = text.wylie_to_tibetan(typed)
         if converted:
@@ -391,9 +406,21 @@ class ReportDialog(Dialog):
             photos=i18n.number(ctx.language, len(ctx.data.get("photos", []))),
             phone=ctx.data.get("phone") or ctx.t("anonymous"),
         )
+        if ctx.data.get("voice"):
+            summary += "\n" + ctx.t("The description is your voice message; staff will listen to it.")
+        nearby = await self.nearby(ctx, matter)
+        duplicates = []
+        for case, metres in nearby:
+            summary += "\n\n" + ctx.t(
+                "A similar case is already open about {metres} m from here: {number} · {matter} · {state} · "
+                "followed by {count} people. If it is the same problem, you may follow it instead of reporting it again.",
+                metres=i18n.number(ctx.language, int(round(metres))), number=case.number, matter=case.matter.name(ctx.language),
+                state=ctx.t(STATE_NAMES[case.state]), count=i18n.number(ctx.language, len(case.followers) + 1))
+            duplicates.append([ctx.button("👥 Follow {number} instead", f"follow:{case.number}", number=case.number)])
         ctx.say(
             summary,
             [
+                *duplicates,
                 [ctx.button("✅ Submit", "confirm:submit")],
                 [ctx.button("Edit kind", "edit:choose_matter"), ctx.button("Edit description", "edit:describe")],
                 [ctx.button("Edit place", "edit:locate"), ctx.button("Edit address", "edit:address")],
@@ -402,8 +429,33 @@ class ReportDialog(Dialog):
             ],
         )
 
+    async def nearby(self, ctx: Context, matter: Matter) -> list:
+        """Open cases of the same matter close to the reported spot (only when a location was shared)."""
+        if ctx.data.get("latitude") is None or ctx.data.get("longitude") is None:
+            return []
+        return await cases.nearby_open_cases(ctx.session, matter.code, ctx.data["latitude"], ctx.data["longitude"],
+                                             now=ctx.now, metres=ctx.settings.get("duplicate_metres", cases.DUPLICATE_METRES))
+
+    async def follow_instead(self, ctx: Context, number: str) -> None:
+        """Support the open case instead of filing a repeat: the person follows it and gets its notices."""
+        matter = await cases.published_matter(ctx.session, ctx.data["matter"])
+        if number not in [c.number for c, _ in await self.nearby(ctx, matter)]:
+            ctx.say(ctx.t("Please press Submit, or edit an answer."))
+            await self.prompt_confirm(ctx)
+            return
+        case = await cases.load_case(ctx.session, number)
+        await cases.add_follower(ctx.session, case, ctx.person.id, "supporter", ctx.now)
+        finish(ctx)
+        ctx.say(ctx.t("Thank you. You now follow case {number} and will be told what happens; your report was not filed "
+                      "again. Followers of this case: {count}.", number=case.number,
+                      count=i18n.number(ctx.language, len(case.followers) + 1)),
+                [[ctx.button("Open case {number}", f"case:{case.number}", number=case.number)], [ctx.button("☰ Menu", "menu:main")]])
+
     async def on_confirm(self, ctx: Context, message: Inbound) -> None:
         if await self.late_photo(ctx, message):
+            return
+        if message.kind == "button" and message.data.startswith("follow:"):
+            await self.follow_instead(ctx, message.data.removeprefix("follow:"))
             return
         if message.kind == "button" and message.data.startswith("edit:"):
             field = message.data.split(":", 1)[1]
@@ -411,6 +463,8 @@ class ReportDialog(Dialog):
                 ctx.data["editing"] = True
                 if field == "photos":
                     ctx.data["photos"] = []
+                if field == "describe":
+                    ctx.data.pop("voice", None)
                 ctx.touch()
                 await self.go(ctx, f"edit_{field}")
                 return
@@ -450,6 +504,9 @@ class ReportDialog(Dialog):
                 grid=await grids.place_name(ctx.session, case.grid, ctx.language),
                 limit=i18n.duration(ctx.language, timedelta(hours=case.matter.time_limit_hours)),
             )
+            + "\n\n" + ctx.t("Access code: {number} · {code}. With the number and this code you can follow the case "
+                              "from any app or phone: type both, for example when you change phone.",
+                              number=case.number, code=i18n.digits(ctx.language, case.access_code))
         )
         await ctx.show("menu")
 
@@ -466,7 +523,7 @@ def draft_fields(ctx: Context) -> dict:
         latitude=data.get("latitude"),
         longitude=data.get("longitude"),
         address=data.get("address"),
-        photos=[Photo(**p) for p in data.get("photos", [])],
+        photos=[Photo(**p) for p in data.get("photos", []) + ([data["voice"]] if data.get("voice") else [])],
         now=ctx.now,
     )
 

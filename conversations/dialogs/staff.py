@@ -17,6 +17,7 @@ from .. import i18n, text
 from ..text import find_case_number
 from ..context import Context
 from ..dialog import BACK, CANCEL, AskCaseNumberDialog, Dialog, finish
+from ..evidence import case_media
 from ..i18n import LANGUAGE_NAMES, N_
 from ..protocol import Button, Inbound
 from ..router import Router
@@ -42,8 +43,10 @@ ACTION_BUTTONS = {
     "verify_fail": N_("↩ Verification failed: return"),
     "resolve_on_spot": N_("✔ Resolved on the spot"),
     "relay_feedback": N_("💬 Relay the resident's feedback"),
-    "comment": N_("💬 Comment"),
+    "comment": N_("🔒 Internal note (staff only)"),
     "prompt": N_("🔔 Prompt the people responsible"),
+    "reply_to_resident": N_("✉ Write to the resident (they will read it)"),
+    "merge": N_("🔗 Merge into another case (a repeat)"),
     "publish": N_("📢 Publish a wording for the public"),
 }
 QUESTIONS = {
@@ -51,8 +54,21 @@ QUESTIONS = {
     "result": N_("Please describe the result: what was done."),
     "note": N_("Please type your note."),
     "department": N_("Which department should handle it?"),
+    "into": N_("Type the number of the case this one repeats. It must be open and of the same kind; "
+               "the reporter will follow that case and be told."),
     "deadline": N_("How much more time is needed? Choose, or type the new date (for example 2026-12-24)."),
     "public_text": N_("Type the wording the public will read: what is wrong and where, without names, phone numbers or house numbers."),
+}
+# What a typed note is for, said before it is typed: who will read it.
+NOTE_QUESTIONS = {
+    "reply_to_resident": N_("Type your message to the resident. The resident will read it; people who only follow the case will not."),
+    "comment": N_("Type your note. Only staff will read it; the resident will not."),
+}
+MERGE_REFUSALS = {
+    "not_found": N_("There is no case with that number."),
+    "same_case": N_("A case cannot be merged into itself."),
+    "closed": N_("That case is no longer open: a repeat can only join an open case."),
+    "other_matter": N_("That case is of another kind of problem: only repeats of the same kind are merged."),
 }
 EXTENSION_WORKING_DAYS = (1, 2, 3, 5)
 DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*")
@@ -138,8 +154,18 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
         if phone:
             lines.append(ctx.t("Reporter's phone: {phone}", phone=phone))
     photos = reading.photos()
-    if photos:
-        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, len(photos))))
+    pictures = sum(1 for a in photos if a.kind != "voice")
+    voices = len(photos) - pictures
+    if pictures:
+        lines.append(ctx.t("Photos: {count}", count=i18n.number(ctx.language, pictures)))
+    if voices:
+        lines.append(ctx.t("Voice notes: {count}", count=i18n.number(ctx.language, voices)))
+    latitude, longitude = reading.location()
+    if latitude is not None and longitude is not None:
+        # The coordinates; the reply's `location` makes them a map link (web) or a location message (Telegram).
+        lines.append(ctx.t("Location: {coordinates}", coordinates=i18n.digits(ctx.language, f"{latitude:.6f}, {longitude:.6f}")))
+    if case.followers:
+        lines.append(ctx.t("Followed by: {count}", count=i18n.number(ctx.language, len(case.followers))))
     if reading.concerned_residents():
         lines.append(ctx.t("Residents concerned: {names}", names=reading.concerned_residents()))
     if case.public_text:
@@ -157,10 +183,12 @@ async def staff_card(ctx: Context, case: Case, assignments: list[RoleAssignment]
     actions = [t for t in access.allowed_actions(ctx.person.id, assignments, case, ctx.now) if t in ACTION_BUTTONS]
     rows = [[Button(ctx.t(ACTION_BUTTONS[t]), f"act:{case.number}:{t}")] for t in actions] + rows
     rows.append([ctx.button("🗂 My work queue", "staff:queue"), ctx.button("☰ Menu", "menu:main")])
-    # Photos taken on the same platform can be shown again by their file id (Telegram's work across chats).
-    file_ids = [a.platform_file_id for a in photos if a.platform == ctx.platform and a.platform_file_id]
-    ctx.say("\n".join(lines), rows, photo_file_ids=file_ids[:10])
-
+    # Photos and voice notes from any platform, as the reading rule lets this reader see them: each
+    # adapter shows them again its own way.
+    events = await cases.timeline(ctx.session, case.id)
+    media = case_media(ctx, case, events, for_staff=True) if photos else []
+    location = [latitude, longitude] if latitude is not None and longitude is not None else None
+    ctx.say("\n".join(lines), rows, media=media, location=location)
 
 AUDIT_LINES = 20
 SYSTEM_ACTOR = N_("The system")
@@ -236,6 +264,17 @@ class ActionDialog(Dialog):
         elif need == "reason" and ctx.data["trigger"] == "reject":
             rows = [[Button(ctx.t(label), f"input:{key}")] for key, label in REJECT_REASONS.items()]
             ctx.say(title + ctx.t("Choose the reason, or type it."), rows + [cancel])
+        elif need == "into":
+            # Likely originals first: open cases of the same kind close by (the reporter typed no number).
+            case = await cases.load_case(ctx.session, ctx.data["number"])
+            nearby = []
+            if case.latitude is not None and case.longitude is not None:
+                nearby = [c for c, _ in await cases.nearby_open_cases(ctx.session, case.matter.code, case.latitude,
+                                                                      case.longitude, now=ctx.now, limit=4) if c.id != case.id]
+            rows = [[Button(f"{c.number} · {ctx.time(c.created_at)}", f"input:{c.number}")] for c in nearby[:3]]
+            ctx.say(title + ctx.t(QUESTIONS[need]), rows + [cancel])
+        elif need == "note" and ctx.data["trigger"] in NOTE_QUESTIONS:
+            ctx.say(title + ctx.t(NOTE_QUESTIONS[ctx.data["trigger"]]), [cancel])
         else:
             ctx.say(title + ctx.t(QUESTIONS[need]), [cancel])
 
@@ -279,6 +318,13 @@ class ActionDialog(Dialog):
             elif need == "deadline" and choice.startswith("wd:") and text.small_number(choice[3:], limit=30) > 0:
                 ctx.data["inputs"]["working_days"] = text.small_number(choice[3:], limit=30)
                 value = "working_days"  # the store counts them from the current time limit
+            elif need == "into":
+                value = find_case_number(choice)
+        elif message.kind == "text" and need == "into":
+            value = find_case_number(text.clean(message.text))
+            if value is None:
+                ctx.say(ctx.t("That is not a case number. A case number looks like LS-20261124-0042."))
+                return
         elif message.kind == "text" and need == "deadline":
             match = DATE.fullmatch(text.clean(message.text).translate(text.ASCII_DIGITS))
             if match is None:
@@ -348,7 +394,8 @@ class ActionDialog(Dialog):
             ctx.say(ctx.t("No case with the number {number} was found among the cases you can see.", number=number))
             return
         except CaseError as error:
-            ctx.say(ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))),
+            refusal = MERGE_REFUSALS.get(error.details.get("reason")) if error.details.get("field") == "into" else None
+            ctx.say(ctx.t(refusal) if refusal else ctx.t("This action is not possible now: {reason}", reason=ctx.t(_error_text(error))),
                     [[ctx.button("Open case {number}", f"case:{number}", number=number)]])
             return
         ctx.say(

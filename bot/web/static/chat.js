@@ -69,6 +69,7 @@
     store.set("log", state.log.filter((e) => e.who !== "note").slice(-MAX_LOG).map((e) => {
       const copy = Object.assign({}, e);
       delete copy.image;
+      delete copy.audio;
       return copy;
     }));
     store.set("queue", state.queue.filter((item) => !item.blob));
@@ -131,6 +132,13 @@
       img.alt = "";
       box.append(img);
     }
+    if (entry.audio) {
+      const audio = el("audio", "mine");
+      audio.controls = true;
+      audio.src = entry.audio;
+      box.append(audio);
+    }
+    if (entry.who === "bot" && entry.reply.media && entry.reply.media.length) addMedia(box, entry.reply.media);
     const text = entry.who === "bot" ? entry.reply.text : entry.text;
     if (text) {
       const p = el("p", "text");
@@ -165,6 +173,41 @@
     });
   }
 
+  // A case's photos and voice notes: short-lived signed links made by the server for this reader.
+  function addMedia(box, media) {
+    const shelf = el("div", "evidence");
+    media.forEach((item) => {
+      if (!item.url || item.url.indexOf("/media/") !== 0) return;
+      if (item.kind === "voice") {
+        const audio = el("audio", "voice");
+        audio.controls = true;
+        audio.preload = "none";
+        audio.src = item.url;
+        box.append(audio);
+      } else {
+        const link = el("a", "photo-link");
+        link.href = item.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+        const img = el("img", "photo");
+        img.src = item.url;
+        img.alt = "";
+        img.loading = "lazy";
+        link.append(img);
+        shelf.append(link);
+      }
+    });
+    if (shelf.childElementCount) box.append(shelf);
+  }
+
+  function addLocation(box, location) {
+    const lat = Number(location[0]), lon = Number(location[1]);
+    if (!Number.isFinite(lat) || !Number.isFinite(lon)) return;
+    const link = el("a", "map-link", (t("open_map") || "📍") + " " + lat.toFixed(6) + ", " + lon.toFixed(6));
+    link.href = "geo:" + lat.toFixed(6) + "," + lon.toFixed(6);
+    box.append(link);
+  }
+
   // Buttons of earlier answers are disabled and out of the Tab order: they belong to finished steps.
   // Those of notices (open a case, rate it) stay usable, like the latest answer's.
   function addControls(box, reply, latest, active) {
@@ -177,6 +220,7 @@
       img.loading = "lazy";
       box.append(img);
     });
+    if (reply.location) addLocation(box, reply.location);
     if (reply.buttons && reply.buttons.length) {
       const buttons = el("div", "buttons");
       reply.buttons.forEach((row) => {
@@ -375,7 +419,7 @@
     options = options || {};
     const id = newMessageId();
     if (!options.hidden) {
-      remember({ who: "me", text: display || "", id: id, pending: true, image: options.image });
+      remember({ who: "me", text: display || "", id: id, pending: true, image: options.image, audio: options.audio });
     }
     state.queue.push({ id: id, message: message, blob: options.blob });
     save();
@@ -395,6 +439,13 @@
       body.append("photo", item.blob, "photo.jpg");
       const query = "client_id=" + clientId + "&message_id=" + encodeURIComponent(item.id) + "&language_code=" + language;
       return fetch("/chat/photo?" + query, { method: "POST", body: body, cache: "no-store" });
+    }
+    if (item.message.kind === "voice") {
+      const body = new FormData();
+      body.append("voice", item.blob, "voice.webm");
+      const query = "client_id=" + clientId + "&message_id=" + encodeURIComponent(item.id) + "&language_code=" + language
+        + "&duration=" + encodeURIComponent(String(Math.round(item.message.duration || 0)));
+      return fetch("/chat/voice?" + query, { method: "POST", body: body, cache: "no-store" });
     }
     return fetch("/chat/send", {
       method: "POST",
@@ -454,7 +505,11 @@
         settled(item);
         if (!res.ok) {
           // A refused message always gets an answer on screen.
-          if (res.status === 413 && item.message.kind === "photo") note(t("photo_too_large"));
+          if (item.message.kind === "voice") {
+            if (res.status === 413) note(t("voice_too_large"));
+            else if (res.status === 422) note(t("voice_too_long"));
+            else note(t("voice_unreadable"));
+          } else if (res.status === 413 && item.message.kind === "photo") note(t("photo_too_large"));
           else if (res.status === 415 || (item.message.kind === "photo" && res.status === 400)) note(t("photo_unreadable"));
           else note(t("send_refused"));
           save();
@@ -567,6 +622,68 @@
       return;
     }
     send({ kind: "photo" }, t("my_photo"), { blob: blob, image: URL.createObjectURL(blob) });
+  });
+
+  // -- voice messages: the browser's MediaRecorder (Opus in WebM, or Ogg) -----------------------
+
+  const recordButton = document.getElementById("record");
+  let recorder = null;
+  let recordTimer = null;
+
+  function recordingType() {
+    const wanted = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
+    return wanted.find((type) => window.MediaRecorder && MediaRecorder.isTypeSupported(type)) || "";
+  }
+
+  async function startRecording() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
+      note(t("microphone_failed"));
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (e) {
+      note(t("microphone_failed"));
+      return;
+    }
+    const type = recordingType();
+    const chunks = [];
+    const started = Date.now();
+    recorder = type ? new MediaRecorder(stream, { mimeType: type }) : new MediaRecorder(stream);
+    recorder.addEventListener("dataavailable", (event) => {
+      if (event.data && event.data.size) chunks.push(event.data);
+    });
+    recorder.addEventListener("stop", () => {
+      stream.getTracks().forEach((track) => track.stop());
+      clearTimeout(recordTimer);
+      recordButton.classList.remove("recording");
+      recordButton.setAttribute("aria-pressed", "false");
+      recordButton.setAttribute("aria-label", t("record"));
+      recorder = null;
+      const blob = new Blob(chunks, { type: (type || "audio/webm").split(";")[0] });
+      const seconds = (Date.now() - started) / 1000;
+      if (!blob.size) {
+        note(t("voice_unreadable"));
+        return;
+      }
+      if (blob.size > (state.limits.voice_bytes || 5 * 1024 * 1024)) {
+        note(t("voice_too_large"));
+        return;
+      }
+      send({ kind: "voice", duration: seconds }, t("my_voice"), { blob: blob, audio: URL.createObjectURL(blob) });
+    });
+    recorder.start(1000);
+    recordButton.classList.add("recording");
+    recordButton.setAttribute("aria-pressed", "true");
+    recordButton.setAttribute("aria-label", t("stop_recording"));
+    // Stop by itself at the longest a voice message may be.
+    recordTimer = setTimeout(() => recorder && recorder.stop(), (state.limits.voice_seconds || 180) * 1000);
+  }
+
+  recordButton.addEventListener("click", () => {
+    if (recorder) recorder.stop();
+    else startRecording();
   });
 
   function autosize() {
