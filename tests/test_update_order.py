@@ -29,6 +29,8 @@ from tests.test_dialogs_resident import DESCRIPTIONS, GRID_POINT, STREET_LIGHT
 TOKEN = "4343:FAKE-order"
 SECRET = "order-Secret_1"
 CASE_NUMBER = re.compile(r"LS-\d{8}-\d{4}")
+# The confirmation that carries the new case's number (the summary may also name a nearby case).
+CONFIRMATION = re.compile(r"您的上报已提交。事件编号：LS-\d{8}-\d{4}")
 ORDER_WINDOW = 0.15  # how long a later update waits for an earlier one; updates here come 0-15 ms apart
 
 
@@ -121,7 +123,7 @@ async def test_quick_updates_alternating_between_two_instances_are_applied_in_or
     assert reporters == {user_id: 1 for user_id in people}  # every report filed, once
     assert waiting == 0
     for user_id in people:
-        assert len(CASE_NUMBER.findall("\n".join(texts_to(api, user_id)))) == 1  # the number reached them once
+        assert len(CONFIRMATION.findall("\n".join(texts_to(api, user_id)))) == 1  # the number reached them once
 
 
 async def test_a_case_committed_but_not_answered_is_answered_at_once_on_redelivery(demo, two_instances):
@@ -138,9 +140,9 @@ async def test_a_case_committed_but_not_answered_is_answered_at_once_on_redelive
     async with demo() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 1
     assert await instances[1].post(updates[-1]) == 200  # the redelivery, elsewhere, at once
-    assert len(CASE_NUMBER.findall("\n".join(texts_to(api, 7201)[failed:]))) == 1
+    assert len(CONFIRMATION.findall("\n".join(texts_to(api, 7201)[failed:]))) == 1
     assert await instances[0].post(updates[-1]) == 200  # once confirmed, a further copy sends nothing
-    assert len(CASE_NUMBER.findall("\n".join(texts_to(api, 7201)[failed:]))) == 1
+    assert len(CONFIRMATION.findall("\n".join(texts_to(api, 7201)[failed:]))) == 1
     async with demo() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 1
 
