@@ -20,6 +20,14 @@ from .settings import Settings
 log = logging.getLogger("gridbot.server")
 
 
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile (the periodic jobs' rhythm)."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
 async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asyncio.Event, every: float = 60) -> None:
     """Once a minute: dialogs left unanswered are closed and the person is told (their draft is kept)."""
     while not stop.is_set():
@@ -28,10 +36,7 @@ async def close_idle_dialogs(runtime: Runtime, dispatcher: Dispatcher, stop: asy
                 await dispatcher.send_to_person(person_id, replies)
         except Exception:
             log.exception("closing idle dialogs failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
+        await pause(stop, every)
 
 
 async def forget_old_updates(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
@@ -47,10 +52,7 @@ async def forget_old_updates(runtime: Runtime, stop: asyncio.Event, every: float
                 log.info("forgot %d processed updates older than %s", pruned, retention)
         except Exception:
             log.exception("forgetting old updates failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
+        await pause(stop, every)
 
 
 async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) -> None:
@@ -70,10 +72,7 @@ async def supervise(runtime: Runtime, stop: asyncio.Event, every: float = 60) ->
             if not failing:
                 log.error("supervision sweep failed (%s); retrying every %s s", type(exc).__name__, every)
             failing = True
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
+        await pause(stop, every)
 
 
 async def retention_daily(runtime: Runtime, stop: asyncio.Event, every: float = 3600) -> None:
@@ -102,10 +101,7 @@ async def retention_daily(runtime: Runtime, stop: asyncio.Event, every: float = 
                 log.info("retention: %s", total)
         except Exception:
             log.exception("the retention job failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
+        await pause(stop, every)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
