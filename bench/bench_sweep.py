@@ -212,7 +212,8 @@ async def run_backend(backend: str, url: str, args) -> dict:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| backend | cases | due | find a batch p50 / p99 | one pass (fires 200) p50 / p99 | drain | idle sweep p50 |",
+    batch = results[0]["params"]["batch"] if results else supervision.BATCH
+    lines = [f"| backend | cases | due | find a batch p50 / p99 | one pass (fires {batch}) p50 / p99 | drain | idle sweep p50 |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         f, p, i = r["find_due"], r["sweep_pass"], r["idle_sweep"]
