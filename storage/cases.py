@@ -277,6 +277,10 @@ async def act(
     await _step(session, case, actor_id, role.value, trigger, inputs, now, photos)
     if trigger == "merge":
         await _carry_over(session, case, inputs["into"], actor_id, role.value, now)
+    if trigger == "rate" and _may_reopen(case, now):
+        # Unsatisfied within 7 days of closing reopens it; the reason is stored in the official
+        # language, like other listed reasons, and readers see it translated.
+        await _step(session, case, actor_id, role.value, "reopen", {"reason": inputs.get("comment") or "不满意"}, now, ())
     try:
         await session.flush()
     except StaleDataError as exc:
@@ -491,13 +495,8 @@ async def _carry_over(session: AsyncSession, case: Case, target: Case, actor_id:
 async def rate(
     session: AsyncSession, ref: int | str, person_id: int, rating: str, comment: str | None = None, *, now=None
 ) -> Case:
-    """The resident rates a closed case; unsatisfied within 7 days of closing reopens it."""
-    now = now or utcnow()
-    case = await act(session, ref, person_id, "rate", rating=rating, comment=comment, now=now)
-    if _may_reopen(case, now):
-        # Stored in the official language, like other listed reasons; readers see it translated.
-        case = await act(session, case.id, person_id, "reopen", reason=comment or "不满意", now=now)
-    return case
+    """The resident rates a closed case; unsatisfied within 7 days of closing reopens it (see `act`)."""
+    return await act(session, ref, person_id, "rate", rating=rating, comment=comment, now=now)
 
 
 def may_resubmit(case: Case, now: datetime) -> bool:

@@ -552,10 +552,7 @@ class CaseApi:
         number = request.match_info["number"].strip().upper()
         async with self.sessionmaker.begin() as session:
             await writing(session)
-            if trigger == "rate":
-                case = await cases.rate(session, number, caller.person_id, inputs.get("rating"), inputs.get("comment"))
-            else:
-                case = await cases.act(session, number, caller.person_id, trigger, **inputs)
+            case = await cases.act(session, number, caller.person_id, trigger, **inputs)
             assignments = await active_roles(session, caller.person_id)
             events = await cases.timeline(session, case.id)
             detail = case_detail(case, events, caller.person_id, assignments, await reporter_name(session, case))

@@ -321,10 +321,7 @@ class Console:
         try:
             async with self.sessionmaker.begin() as session:
                 await writing(session)
-                if trigger == "rate":
-                    await cases.rate(session, number, person_id, inputs.get("rating"), inputs.get("comment"))
-                else:
-                    await cases.act(session, number, person_id, trigger, **inputs)
+                await cases.act(session, number, person_id, trigger, **inputs)
                 body = await self._detail(session, person_id, number, record=True,
                                           language=request.query.get("language"))
         except CaseError as exc:
