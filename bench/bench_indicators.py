@@ -22,12 +22,9 @@ Results: a Markdown table on stdout and bench/results/indicators-<backend>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import platform
 import random
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -142,23 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="time an existing database filled by an earlier run (--sqlite-path, --pg-url)")
     args = parser.parse_args(argv)
-    results = []
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        if args.reuse:
-            url = args.pg_url if backend == "postgresql" else f"sqlite+aiosqlite:///{Path(args.sqlite_path).resolve()}"
-            cleanup = None
-        else:
-            url, cleanup = bench_store.prepare_database(backend, args)
-        try:
-            result = asyncio.run(run_backend(backend, url, args))
-        finally:
-            if cleanup is not None:
-                shutil.rmtree(cleanup, ignore_errors=True)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"indicators-{backend}.json"
-        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        bench_store.log(f"{backend}: wrote {out}")
-        results.append(result)
+
+    def prepare(backend: str, args: argparse.Namespace):
+        if args.reuse:  # a database an earlier run filled
+            return (args.pg_url if backend == "postgresql" else f"sqlite+aiosqlite:///{Path(args.sqlite_path).resolve()}"), None
+        return bench_store.prepare_database(backend, args)
+
+    results = bench_store.run_backends(args, run_backend, "indicators", prepare)
     print(markdown(results))
 
 

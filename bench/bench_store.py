@@ -690,6 +690,31 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_backends(args: argparse.Namespace, run_backend, name: str, prepare=None) -> list[dict]:
+    """`run_backend(backend, url, args)` on each backend asked for (`--backend`), each on a fresh
+    database (`prepare`, default `prepare_database`); each result goes to results/<name>-<backend>.json."""
+    prepare = prepare or prepare_database
+    results = []
+    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+        started = time.perf_counter()
+        url, cleanup = prepare(backend, args)
+        try:
+            result = asyncio.run(run_backend(backend, url, args))
+        finally:
+            if cleanup is not None:
+                if getattr(args, "keep", False):
+                    log(f"kept {cleanup}")
+                else:
+                    shutil.rmtree(cleanup, ignore_errors=True)
+        result["total_seconds"] = round(time.perf_counter() - started, 1)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"{name}-{backend}.json"
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        log(f"{backend}: done in {result['total_seconds']} s; wrote {out}")
+        results.append(result)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_store", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1_000_000, help="total cases (store sample + bulk fill)")
@@ -707,24 +732,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args(argv)
 
-    results = []
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        started = time.perf_counter()
-        url, cleanup = prepare_database(backend, args)
-        try:
-            result = asyncio.run(run_backend(backend, url, args))
-        finally:
-            if cleanup is not None:
-                if args.keep:
-                    log(f"kept {cleanup}")
-                else:
-                    shutil.rmtree(cleanup, ignore_errors=True)
-        result["total_seconds"] = round(time.perf_counter() - started, 1)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"store-{backend}.json"
-        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        log(f"{backend}: done in {result['total_seconds']}s; wrote {out}")
-        results.append(result)
+    results = run_backends(args, run_backend, "store")
     print(markdown(results))
 
 

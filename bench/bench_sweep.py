@@ -20,12 +20,9 @@ Results: a Markdown table on stdout and bench/results/sweep-<backend>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import platform
 import random
-import shutil
 import time
 from datetime import timedelta
 
@@ -39,7 +36,7 @@ from storage.lifecycle import State
 from storage.models import Case, CaseMilestone, CaseSource
 from storage.timeutil import utcnow
 
-from .bench_store import RESULTS, World, build_world, fix_sequence, log, prepare_database, summary_ms
+from .bench_store import World, build_world, fix_sequence, log, run_backends, summary_ms
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_sweep"
 CASE_COLUMNS = [c.name for c in Case.__table__.columns]
@@ -238,21 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args(argv)
 
-    results = []
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        started = time.perf_counter()
-        url, cleanup = prepare_database(backend, args)
-        try:
-            result = asyncio.run(run_backend(backend, url, args))
-        finally:
-            if cleanup is not None and not args.keep:
-                shutil.rmtree(cleanup, ignore_errors=True)
-        result["total_seconds"] = round(time.perf_counter() - started, 1)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"sweep-{backend}.json"
-        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        log(f"{backend}: done in {result['total_seconds']} s; wrote {out}")
-        results.append(result)
+    results = run_backends(args, run_backend, "sweep")
     print(markdown(results))
 
 
